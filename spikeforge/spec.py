@@ -1,0 +1,285 @@
+"""The numeric specification shared by the golden model (`spikeforge.sim`) and the gateware
+(`spikeforge.hw`).
+
+Everything that both sides must agree on bit for bit lives here: the core's parameters and their
+allowed ranges, the derived widths, the field order of the packed parameter and state words, and
+the conversions from a user's floating-point neuron description to integers. `docs/numerics.md`
+is the prose version of this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+import numpy as np
+
+__all__ = [
+    "CoreConfig", "ResetMode", "NeuronParams", "Field",
+    "param_fields", "state_fields", "pack_fields", "unpack_fields",
+    "pack_weight_word", "unpack_weight_word", "decay_from_float", "decay_from_tau",
+    "saturate", "mul_decay",
+]
+
+
+class ResetMode(IntEnum):
+    """What happens to the membrane when a neuron spikes."""
+    ZERO = 0      #: V becomes 0
+    SUBTRACT = 1  #: V becomes V - threshold
+
+
+def _check_range(name: str, value, lo: int, hi: int):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+
+
+def _ceil_log2(n: int) -> int:
+    return max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Elaboration-time parameters of one LIF core; validated on construction.
+
+    Every width is in bits. Signed quantities are two's complement.
+    """
+    n_neurons: int = 256          #: N, neurons time-multiplexed on the core (1..4096)
+    n_axons: int = 256            #: A, input axons (1..4096)
+    weights_per_word: int = 2     #: K, weights per synapse-memory word; divides N (1..64)
+    weight_width: int = 8         #: signed weight width (2..16)
+    current_width: int = 16       #: signed synaptic current I width (4..32)
+    voltage_width: int = 16       #: signed membrane V width (4..32)
+    decay_width: int = 12         #: fraction bits F of the decays alpha, beta (1..16)
+    refractory_width: int = 4     #: width of the refractory period / counter (1..8)
+    max_events_per_step: int = 65535  #: input events one core accepts per step (1..2**20)
+    step_width: int = 16          #: width of the step number carried by output spikes (8..32)
+
+    def __post_init__(self):
+        _check_range("n_neurons", self.n_neurons, 1, 4096)
+        _check_range("n_axons", self.n_axons, 1, 4096)
+        _check_range("weights_per_word", self.weights_per_word, 1, 64)
+        if self.n_neurons % self.weights_per_word:
+            raise ValueError(f"weights_per_word ({self.weights_per_word}) must divide "
+                             f"n_neurons ({self.n_neurons})")
+        _check_range("weight_width", self.weight_width, 2, 16)
+        _check_range("current_width", self.current_width, 4, 32)
+        _check_range("voltage_width", self.voltage_width, 4, 32)
+        _check_range("decay_width", self.decay_width, 1, 16)
+        _check_range("refractory_width", self.refractory_width, 1, 8)
+        _check_range("max_events_per_step", self.max_events_per_step, 1, 2**20)
+        _check_range("step_width", self.step_width, 8, 32)
+
+    # Derived quantities -------------------------------------------------------------------------
+
+    @property
+    def words_per_axon(self) -> int:
+        """Synapse-memory words per axon row: N / K. An input event costs this many cycles."""
+        return self.n_neurons // self.weights_per_word
+
+    @property
+    def synapse_depth(self) -> int:
+        """Synapse-memory depth in words: A * N / K."""
+        return self.n_axons * self.words_per_axon
+
+    @property
+    def accumulator_width(self) -> int:
+        """Width of the per-neuron input accumulator, wide enough that it can never overflow.
+
+        The accumulator sums at most `max_events_per_step` weights of magnitude at most
+        2**(weight_width-1), so weight_width + ceil(log2(max_events_per_step)) bits hold any sum
+        exactly. Exactness makes the step's input independent of event order.
+        """
+        return self.weight_width + max(1, _ceil_log2(self.max_events_per_step))
+
+    @property
+    def decay_one(self) -> int:
+        """The integer that means a decay factor of exactly 1.0 (2**F)."""
+        return 1 << self.decay_width
+
+    @property
+    def neuron_id_width(self) -> int:
+        return max(1, _ceil_log2(self.n_neurons))
+
+    def range_of(self, width: int, signed: bool) -> tuple[int, int]:
+        return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+
+    @property
+    def weight_range(self):
+        return self.range_of(self.weight_width, True)
+
+    @property
+    def current_range(self):
+        return self.range_of(self.current_width, True)
+
+    @property
+    def voltage_range(self):
+        return self.range_of(self.voltage_width, True)
+
+    def replace(self, **changes) -> "CoreConfig":
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return CoreConfig(**values)
+
+
+# Packed words -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a packed word; fields are laid out LSB first in list order."""
+    name: str
+    width: int
+    signed: bool
+
+
+def param_fields(cfg: CoreConfig) -> list[Field]:
+    """Return the layout of a neuron's parameter word (shared by config port, model and host)."""
+    return [
+        Field("alpha", cfg.decay_width + 1, False),      # current decay, 0..2**F
+        Field("beta", cfg.decay_width + 1, False),       # membrane decay, 0..2**F
+        Field("threshold", cfg.voltage_width - 1, False),  # 0..Vmax
+        Field("bias", cfg.current_width, True),          # added to I every step
+        Field("refractory", cfg.refractory_width, False),  # steps held after a spike
+        Field("reset", 1, False),                        # ResetMode
+    ]
+
+
+def state_fields(cfg: CoreConfig) -> list[Field]:
+    """Return the layout of a neuron's state word (readable and writable by the host)."""
+    return [
+        Field("v", cfg.voltage_width, True),
+        Field("i", cfg.current_width, True),
+        Field("ref", cfg.refractory_width, False),  # refractory steps left
+    ]
+
+
+def word_width(layout: list[Field]) -> int:
+    return sum(f.width for f in layout)
+
+
+def pack_fields(layout: list[Field], values: dict) -> int:
+    """Pack integer field values into one word; raise `ValueError` for a value out of range."""
+    word, shift = 0, 0
+    for f in layout:
+        value = int(values[f.name])
+        lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed \
+            else (0, (1 << f.width) - 1)
+        if not lo <= value <= hi:
+            raise ValueError(f"field {f.name} must be in {lo}..{hi}, not {value}")
+        word |= (value & ((1 << f.width) - 1)) << shift
+        shift += f.width
+    return word
+
+
+def unpack_fields(layout: list[Field], word: int) -> dict:
+    """Unpack a word made by `pack_fields` into a dict of Python ints."""
+    values, shift = {}, 0
+    for f in layout:
+        raw = (word >> shift) & ((1 << f.width) - 1)
+        if f.signed and raw >> (f.width - 1):
+            raw -= 1 << f.width
+        values[f.name] = raw
+        shift += f.width
+    return values
+
+
+def pack_weight_word(cfg: CoreConfig, weights) -> int:
+    """Pack K signed weights (neuron j*K + k at bits [k*W, (k+1)*W)) into one word."""
+    lo, hi = cfg.weight_range
+    word = 0
+    for k, w in enumerate(weights):
+        w = int(w)
+        if not lo <= w <= hi:
+            raise ValueError(f"weight must be in {lo}..{hi}, not {w}")
+        word |= (w & ((1 << cfg.weight_width) - 1)) << (k * cfg.weight_width)
+    return word
+
+
+def unpack_weight_word(cfg: CoreConfig, word: int) -> list[int]:
+    layout = [Field(f"w{k}", cfg.weight_width, True) for k in range(cfg.weights_per_word)]
+    return list(unpack_fields(layout, word).values())
+
+
+# Neuron parameters ------------------------------------------------------------------------------
+
+@dataclass
+class NeuronParams:
+    """Per-neuron integer parameters, each an int64 array of length N (see `docs/numerics.md`).
+
+    alpha, beta: decay factors as integers over 2**F (0 = no memory, 2**F = no decay);
+    threshold: 0..Vmax, a neuron spikes when V > threshold; bias: added to I every step;
+    refractory: steps during which V is held and no spike can happen; reset: `ResetMode`.
+    """
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray
+    bias: np.ndarray
+    refractory: np.ndarray
+    reset: np.ndarray
+
+    @classmethod
+    def uniform(cls, cfg: CoreConfig, *, alpha=0, beta=None, threshold=None, bias=0,
+                refractory=0, reset=ResetMode.ZERO) -> "NeuronParams":
+        """Return parameters that are the same for every neuron, then validate them."""
+        n = cfg.n_neurons
+        beta = cfg.decay_one * 15 // 16 if beta is None else beta
+        threshold = 64 * (1 << (cfg.weight_width - 1)) if threshold is None else threshold
+        threshold = min(threshold, cfg.voltage_range[1])
+        values = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
+                      refractory=refractory, reset=int(reset))
+        params = cls(**{k: np.full(n, v, dtype=np.int64) for k, v in values.items()})
+        params.validate(cfg)
+        return params
+
+    def validate(self, cfg: CoreConfig):
+        """Raise `ValueError` naming the field and its allowed range if anything is out of range."""
+        for f in param_fields(cfg):
+            array = np.asarray(getattr(self, f.name))
+            if array.shape != (cfg.n_neurons,):
+                raise ValueError(f"{f.name} must have shape ({cfg.n_neurons},), not {array.shape}")
+            lo, hi = cfg.range_of(f.width, f.signed)
+            if f.name in ("alpha", "beta"):
+                hi = cfg.decay_one
+            if array.size and (array.min() < lo or array.max() > hi):
+                raise ValueError(f"{f.name} must be in {lo}..{hi}; got values "
+                                 f"{array.min()}..{array.max()}")
+
+    def word(self, cfg: CoreConfig, neuron: int) -> int:
+        """Return neuron `neuron`'s packed parameter word."""
+        return pack_fields(param_fields(cfg), {f.name: getattr(self, f.name)[neuron]
+                                               for f in param_fields(cfg)})
+
+
+# Float conversions ------------------------------------------------------------------------------
+
+def decay_from_float(cfg: CoreConfig, factor: float) -> int:
+    """Convert a decay factor in [0, 1] to the integer round(factor * 2**F)."""
+    if not 0.0 <= factor <= 1.0:
+        raise ValueError(f"decay factor must be in 0..1, not {factor!r}")
+    return int(round(factor * cfg.decay_one))
+
+
+def decay_from_tau(cfg: CoreConfig, tau: float, dt: float) -> int:
+    """Convert a time constant and a step length (same units) to the decay exp(-dt/tau)."""
+    if tau <= 0 or dt <= 0:
+        raise ValueError(f"tau and dt must be positive, not tau={tau!r}, dt={dt!r}")
+    return decay_from_float(cfg, math.exp(-dt / tau))
+
+
+# Arithmetic primitives (NumPy, int64) ------------------------------------------------------------
+
+def saturate(x, width: int):
+    """Clamp to the signed range of `width` bits."""
+    return np.clip(x, -(1 << (width - 1)), (1 << (width - 1)) - 1)
+
+
+def mul_decay(x, factor, frac_bits: int):
+    """Return x * factor / 2**frac_bits rounded toward zero (the spec's decay product)."""
+    product = np.asarray(x, dtype=np.int64) * np.asarray(factor, dtype=np.int64)
+    magnitude = np.abs(product) >> frac_bits
+    return np.where(product < 0, -magnitude, magnitude)
+
+
+#: Width of every status counter; counters saturate at their maximum instead of wrapping.
+COUNTER_WIDTH = 32
+COUNTER_MAX = (1 << COUNTER_WIDTH) - 1
