@@ -44,7 +44,7 @@ class CoreModel:
     def __init__(self, cfg: CoreConfig | None = None, params: NeuronParams | None = None,
                  weights=None):
         self.cfg = cfg = cfg or CoreConfig()
-        self.params = params or NeuronParams.uniform(cfg)
+        self.params = params if params is not None else NeuronParams.zeros(cfg)
         self.params.validate(cfg)
         self.weights = np.zeros((cfg.n_axons, cfg.n_neurons), dtype=np.int64)
         if weights is not None:

@@ -218,6 +218,11 @@ class NeuronParams:
     reset: np.ndarray
 
     @classmethod
+    def zeros(cls, cfg: CoreConfig) -> "NeuronParams":
+        """Return the parameters a core holds after reset: every field 0."""
+        return cls(**{f.name: np.zeros(cfg.n_neurons, dtype=np.int64) for f in param_fields(cfg)})
+
+    @classmethod
     def uniform(cls, cfg: CoreConfig, *, alpha=0, beta=None, threshold=None, bias=0,
                 refractory=0, reset=ResetMode.ZERO) -> "NeuronParams":
         """Return parameters that are the same for every neuron, then validate them."""
