@@ -23,7 +23,7 @@ def random_params(cfg: CoreConfig, rng: np.random.Generator, *, threshold_scale:
         alpha=np.where(rng.random(n) < 0.3, 0, rng.integers(one // 2, one + 1, n)),
         beta=rng.integers(one // 2, one + 1, n),
         threshold=np.clip(threshold, 0, cfg.voltage_range[1]),
-        bias=rng.integers(-w_max // 4, w_max // 4 + 1, n),
+        bias=rng.integers(-w_max // 8, w_max // 16 + 1, n),
         refractory=rng.integers(0, min(3, (1 << cfg.refractory_width) - 1) + 1, n),
         reset=rng.choice([ResetMode.ZERO, ResetMode.SUBTRACT], n).astype(np.int64),
     )

@@ -107,7 +107,8 @@ def run_scenario(cfg: CoreConfig, scenario: dict, *, testcase: str = "run_scenar
         arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
         np.savez(scenario_path, **arrays)
         env = {"SPIKEFORGE_SCENARIO": str(scenario_path), "SPIKEFORGE_RESULT": str(result_path),
-               "PYGPI_PYTHON_BIN": sys.executable}
+               "PYGPI_PYTHON_BIN": sys.executable,
+               "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
         if simulator_name() == "icarus":
             env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
         xml = runner.test(hdl_toplevel=TOPLEVEL, test_module="spikeforge.hw.testbench",

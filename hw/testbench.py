@@ -237,9 +237,12 @@ async def run_scenario(dut):
     try:
         await bench.reset()
         await configure(bench, model, init_state, bool(options.get("verify_config", False)))
-        for step in range(len(offsets) - 1):
+        n_steps = len(offsets) - 1
+        for step in range(n_steps):
             await run_step(bench, model, step, events[offsets[step]:offsets[step + 1]],
                            bool(options.get("check_state", True)), result)
+            if (step + 1) % max(1, n_steps // 10) == 0:
+                dut._log.info("step %d/%d checked (%d cycles)", step + 1, n_steps, bench.cycles)
         result["final_v"], result["final_i"] = model.v, model.i
     except AssertionError as exc:
         result["failure"] = f"seed {seed}: {exc}"
