@@ -1,0 +1,22 @@
+"""The one import namespace works from a regular (non-editable) install too."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_regular_install_maps_every_folder_into_one_namespace(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
+    code = ("import spikeforge.hw, spikeforge.sim, spikeforge.host, spikeforge.boards, "
+            "spikeforge.spec, spikeforge.cli as c; "
+            "print(spikeforge.hw.__file__); print(spikeforge.sim.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()
+    assert out == [str(target / "spikeforge" / "hw" / "__init__.py"),
+                   str(target / "spikeforge" / "sim" / "__init__.py")]
