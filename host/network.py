@@ -1,0 +1,280 @@
+"""Describe a spiking network, place it on the chip's cores, and run it on any chip client.
+
+    net = Network()
+    pixels = net.add_input("pixels", 64)
+    hidden = net.add_population("hidden", 100, beta=3900, threshold=300)
+    out = net.add_population("out", 10, threshold=200, record=True)
+    net.connect(pixels, hidden, w1)          # w1: 64 x 100 integer weights, 0 = no synapse
+    net.connect(hidden, out, w2)
+    image = net.compile(ChipConfig())        # placement, axons, route tables, memory images
+    spikes = run(client, image, {"pixels": raster})   # {"out": steps x 10 bool}
+
+Timing (docs/architecture.md): host inputs sent for step t act in step t; a spike of step t
+reaches its targets as input of step t + 1. `Network.reference` simulates the description directly
+with those semantics (no placement, no routing), which is how tests check the compiler and the chip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeforge import protocol as P
+from spikeforge.sim.lif import lif_update
+from spikeforge.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
+
+__all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "load",
+           "run"]
+
+
+class NetworkDoesNotFit(ValueError):
+    """The network needs more neurons, axons or route entries than the chip has."""
+
+
+@dataclass
+class InputGroup:
+    name: str
+    size: int
+
+
+@dataclass
+class Population:
+    name: str
+    size: int
+    params: dict          # field -> int or per-neuron int array (see NeuronParams)
+    record: bool = False  # send this population's spikes to the host
+
+
+@dataclass
+class Connection:
+    pre: InputGroup | Population
+    post: Population
+    weights: np.ndarray   # pre.size x post.size, integers; 0 means no synapse
+
+
+@dataclass
+class ChipImage:
+    """Everything `load` writes to a chip, plus the maps to read its outputs."""
+    config: ChipConfig
+    weights: list[np.ndarray]           # per core, A x N
+    params: list[NeuronParams]          # per core
+    route_index: list[tuple[int, int]]  # per source: (start, count)
+    route_dest: list[tuple[int, int]]   # (core, axon) or (HOST_CORE, 0)
+    placement: dict[str, list[tuple[int, int]]]  # population -> (core, neuron) per index
+    input_ids: dict[str, np.ndarray]    # input group -> chip input id per index
+    source_owner: dict[int, tuple[str, int]] = field(default_factory=dict)
+    recorded: list[str] = field(default_factory=list)  # populations sent to the host
+
+
+class Network:
+    """A network of input groups and LIF populations joined by dense integer weight matrices."""
+
+    def __init__(self):
+        self.inputs: dict[str, InputGroup] = {}
+        self.populations: dict[str, Population] = {}
+        self.connections: list[Connection] = []
+
+    def add_input(self, name: str, size: int) -> InputGroup:
+        self._check_new(name, size)
+        self.inputs[name] = group = InputGroup(name, size)
+        return group
+
+    def add_population(self, name: str, size: int, *, alpha=0, beta=0, threshold=0, bias=0,
+                       refractory=0, reset=ResetMode.ZERO, record=False) -> Population:
+        """Add `size` neurons; each parameter is an integer (see docs/numerics.md) or an array."""
+        self._check_new(name, size)
+        params = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
+                      refractory=refractory, reset=int(reset) if np.isscalar(reset) else reset)
+        self.populations[name] = pop = Population(name, size, params, record)
+        return pop
+
+    def connect(self, pre, post, weights):
+        weights = np.asarray(weights)
+        if not np.issubdtype(weights.dtype, np.integer):
+            raise ValueError(f"weights {pre.name} -> {post.name} must be integers")
+        if weights.shape != (pre.size, post.size):
+            raise ValueError(f"weights {pre.name} -> {post.name} must have shape "
+                             f"({pre.size}, {post.size}), not {weights.shape}")
+        if not isinstance(post, Population):
+            raise ValueError(f"connection target {post.name} must be a population")
+        self.connections.append(Connection(pre, post, weights.astype(np.int64)))
+
+    def _check_new(self, name: str, size: int):
+        if name in self.inputs or name in self.populations:
+            raise ValueError(f"name {name!r} is already used")
+        if not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"size of {name!r} must be a positive integer, not {size!r}")
+
+    # Compilation ------------------------------------------------------------------------------
+
+    def compile(self, cfg: ChipConfig) -> ChipImage:
+        """Place populations on cores, give every (source, core) pair an axon, build tables.
+
+        Raises `NetworkDoesNotFit` naming the resource that ran out.
+        """
+        core = cfg.core
+        placement = self._place(cfg)
+        input_ids, next_id = {}, 0
+        for group in self.inputs.values():
+            input_ids[group.name] = np.arange(next_id, next_id + group.size)
+            next_id += group.size
+        if next_id > cfg.n_inputs:
+            raise NetworkDoesNotFit(f"the network has {next_id} inputs, the chip "
+                                    f"{cfg.n_inputs}")
+        sources = self._sources(cfg, placement, input_ids)
+        weights = [np.zeros((core.n_axons, core.n_neurons), dtype=np.int64)
+                   for _ in range(cfg.n_cores)]
+        axons: list[dict[int, int]] = [{} for _ in range(cfg.n_cores)]
+        for conn in self.connections:
+            pre_sources = sources[conn.pre.name]
+            for j, (c, n) in enumerate(placement[conn.post.name]):
+                column = conn.weights[:, j]
+                for i in np.flatnonzero(column):
+                    axon = axons[c].setdefault(pre_sources[i], len(axons[c]))
+                    if axon >= core.n_axons:
+                        raise NetworkDoesNotFit(f"core {c} needs more than {core.n_axons} "
+                                                f"axons")
+                    weights[c][axon, n] += column[i]
+        lo, hi = core.weight_range
+        for c, w in enumerate(weights):
+            if w.size and (w.min() < lo or w.max() > hi):
+                raise ValueError(f"weights on core {c} must be in {lo}..{hi}")
+        route_index, route_dest = self._routes(cfg, sources, axons)
+        owner = {s: (name, i) for name, ss in sources.items() for i, s in enumerate(ss)}
+        recorded = [pop.name for pop in self.populations.values() if pop.record]
+        return ChipImage(cfg, weights, self._params(cfg, placement), route_index, route_dest,
+                         placement, input_ids, owner, recorded)
+
+    def _place(self, cfg: ChipConfig) -> dict[str, list[tuple[int, int]]]:
+        n, total = cfg.core.n_neurons, sum(p.size for p in self.populations.values())
+        if total > cfg.n_cores * n:
+            raise NetworkDoesNotFit(f"the network has {total} neurons, the chip "
+                                    f"{cfg.n_cores * n} ({cfg.n_cores} cores x {n})")
+        placement, slot = {}, 0
+        for pop in self.populations.values():
+            placement[pop.name] = [divmod(s, n) for s in range(slot, slot + pop.size)]
+            slot += pop.size
+        return placement
+
+    def _sources(self, cfg, placement, input_ids) -> dict[str, list[int]]:
+        n = cfg.core.n_neurons
+        sources = {name: [c * n + k for c, k in slots] for name, slots in placement.items()}
+        for name, ids in input_ids.items():
+            sources[name] = [cfg.input_source(int(i)) for i in ids]
+        return sources
+
+    def _routes(self, cfg, sources, axons):
+        recorded = {s for pop in self.populations.values() if pop.record
+                    for s in sources[pop.name]}
+        route_index, route_dest = [(0, 0)] * cfg.n_sources, []
+        for source in range(cfg.n_sources):
+            dests = [(c, table[source]) for c, table in enumerate(axons) if source in table]
+            if source in recorded:
+                dests.append((P.HOST_CORE, 0))
+            route_index[source] = (len(route_dest) if dests else 0, len(dests))
+            route_dest += dests
+        if len(route_dest) > cfg.route_entries:
+            raise NetworkDoesNotFit(f"the network needs {len(route_dest)} route entries, the "
+                                    f"chip has {cfg.route_entries}")
+        return route_index, route_dest
+
+    def _params(self, cfg: ChipConfig, placement) -> list[NeuronParams]:
+        per_core = [NeuronParams.zeros(cfg.core) for _ in range(cfg.n_cores)]
+        for pop in self.populations.values():
+            for name, value in pop.params.items():
+                values = np.broadcast_to(np.asarray(value, dtype=np.int64), (pop.size,))
+                for (c, n), v in zip(placement[pop.name], values):
+                    getattr(per_core[c], name)[n] = v
+        for params in per_core:
+            params.validate(cfg.core)
+        return per_core
+
+    # Reference simulation ---------------------------------------------------------------------
+
+    def reference(self, core: CoreConfig, inputs: dict[str, np.ndarray], steps: int
+                  ) -> dict[str, np.ndarray]:
+        """Simulate the description directly (one big neuron array, no placement or routing).
+
+        `inputs` maps input groups to steps x size event counts; returns steps x size bool
+        spikes per population. Uses the same neuron arithmetic (`lif_update`) and widths.
+        """
+        offsets, total = {}, 0
+        for pop in self.populations.values():
+            offsets[pop.name] = total
+            total += pop.size
+        big = CoreConfig(n_neurons=total, n_axons=1, weights_per_word=1,
+                         weight_width=core.weight_width, current_width=core.current_width,
+                         voltage_width=core.voltage_width, decay_width=core.decay_width,
+                         refractory_width=core.refractory_width,
+                         max_events_per_step=core.max_events_per_step)
+        params = NeuronParams.zeros(big)
+        for pop in self.populations.values():
+            for name, value in pop.params.items():
+                getattr(params, name)[offsets[pop.name]:offsets[pop.name] + pop.size] = value
+        v, i, ref = (np.zeros(total, dtype=np.int64) for _ in range(3))
+        previous = {name: np.zeros(p.size, dtype=np.int64) for name, p in
+                    self.populations.items()}
+        out = {name: np.zeros((steps, p.size), dtype=bool) for name, p in
+               self.populations.items()}
+        for t in range(steps):
+            acc = np.zeros(total, dtype=np.int64)
+            for conn in self.connections:
+                if isinstance(conn.pre, InputGroup):
+                    counts = np.asarray(inputs[conn.pre.name][t], dtype=np.int64)
+                else:
+                    counts = previous[conn.pre.name]
+                post = offsets[conn.post.name]
+                acc[post:post + conn.post.size] += counts @ conn.weights
+            v, i, ref, spike = lif_update(big, params, v, i, ref, acc)
+            for name, pop in self.populations.items():
+                s = spike[offsets[name]:offsets[name] + pop.size]
+                out[name][t] = s
+                previous[name] = s.astype(np.int64)
+        return out
+
+
+# Loading and running on a chip --------------------------------------------------------------
+
+def load(client, image: ChipImage):
+    """Write every memory image and route table of `image` through `client`."""
+    cfg = image.config.core
+    word_bits = (cfg.words_per_axon - 1).bit_length()
+    k = cfg.weights_per_word
+    client.reset()
+    for c in range(image.config.n_cores):
+        for axon in range(cfg.n_axons):
+            row = image.weights[c][axon]
+            words = [pack_weight_word(cfg, row[j * k:(j + 1) * k])
+                     for j in range(cfg.words_per_axon)]
+            if any(words):
+                client.write_weights(c, axon << word_bits, words)
+        client.write_params(c, 0, [image.params[c].word(cfg, n) for n in range(cfg.n_neurons)])
+    client.write_route_index(0, image.route_index)
+    if image.route_dest:
+        client.write_route_dest(0, image.route_dest)
+
+
+def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None
+        ) -> dict[str, np.ndarray]:
+    """Stream `inputs` (group -> steps x size event counts) and return recorded spikes.
+
+    Returns population -> steps x size bool for every recorded population.
+    """
+    if steps is None:
+        steps = max((len(r) for r in inputs.values()), default=0)
+    first_step = client.status()["step"]
+    out = {name: np.zeros((steps, len(image.placement[name])), dtype=bool)
+           for name in image.recorded}
+    for t in range(steps):
+        events = []
+        for group, raster in inputs.items():
+            counts = np.asarray(raster[t], dtype=np.int64)
+            events += list(np.repeat(image.input_ids[group], counts))
+        if events:
+            client.input(events)
+        client.tick(1)
+        for step, source in client.fetch():
+            name, index = image.source_owner[source]
+            out[name][step - first_step, index] = True
+    return out

@@ -1,0 +1,136 @@
+"""The host-link protocol: framing, opcodes, status codes and field encodings.
+
+One module, imported by the gateware, the chip's golden model and the host, so the three cannot
+disagree on a constant. `docs/protocol.md` is the prose version.
+
+A frame on the byte stream is `COBS(payload ‖ CRC16(payload)) 0x00`: Consistent Overhead Byte
+Stuffing removes every zero byte from the body, so 0x00 only ever delimits frames and a receiver
+resynchronises at the next 0x00 after any error. The CRC is CRC-16/IBM-3740 (a.k.a. CCITT-FALSE:
+polynomial 0x1021, initial value 0xFFFF, no reflection), sent big-endian. Every multi-byte field
+inside a payload is little-endian.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from cobs import cobs
+from crc import Calculator, Crc16
+
+__all__ = [
+    "VERSION", "DELIMITER", "MAX_PAYLOAD", "MAX_ENCODED", "Op", "Status", "REPLY_FLAG",
+    "ERROR_OP", "crc16", "encode_frame", "decode_frame", "FrameError", "request", "HOST_CORE",
+]
+
+VERSION = 1
+DELIMITER = 0x00
+#: Largest payload (opcode, tag, arguments) in either direction, before the CRC and COBS.
+MAX_PAYLOAD = 1024
+#: Largest encoded frame body (COBS adds at most one byte per 254), without the delimiter.
+MAX_ENCODED = MAX_PAYLOAD + 2 + (MAX_PAYLOAD + 2) // 254 + 1
+#: Replies carry the request's opcode with this bit set.
+REPLY_FLAG = 0x80
+#: Opcode of the reply to a frame that could not be decoded (its own opcode is unknown).
+ERROR_OP = 0xFF
+#: Route destination "core" value meaning "send to the host".
+HOST_CORE = 0xFF
+
+
+class Op(enum.IntEnum):
+    """Request opcodes (payload byte 0)."""
+    IDENTIFY = 0x01        #: -> version and capabilities
+    READ_STATUS = 0x02     #: -> step, host-link counters, per-core drop counters
+    RESET = 0x03           #: clear neuron state, step, buffers and counters; keep configuration
+    WRITE_WEIGHTS = 0x10   #: core u8, word u32, words...
+    READ_WEIGHTS = 0x11    #: core u8, word u32, count u16 -> words
+    WRITE_PARAMS = 0x12    #: core u8, neuron u16, words...
+    READ_PARAMS = 0x13     #: core u8, neuron u16, count u16 -> words
+    WRITE_STATE = 0x14     #: core u8, neuron u16, words...
+    READ_STATE = 0x15      #: core u8, neuron u16, count u16 -> words
+    WRITE_ROUTE_INDEX = 0x16  #: source u16, (start u16, count u16)...
+    READ_ROUTE_INDEX = 0x17   #: source u16, count u16 -> (start u16, count u16)...
+    WRITE_ROUTE_DEST = 0x18   #: entry u16, (core u8, axon u16)...
+    READ_ROUTE_DEST = 0x19    #: entry u16, count u16 -> (core u8, axon u16)...
+    INPUT = 0x20           #: input u16... : events of the current step
+    TICK = 0x21            #: steps u16 -> step u32 after the last one
+    FETCH = 0x22           #: max u16 -> count u16, (step u32, source u16)...
+
+
+class Status(enum.IntEnum):
+    """Reply status (reply payload byte 2). Anything but OK means nothing was changed."""
+    OK = 0
+    BAD_CRC = 1          #: the frame's CRC did not match
+    BAD_FRAME = 2        #: COBS decoding failed or the frame is shorter than opcode + tag + CRC
+    TOO_LONG = 3         #: the frame exceeded MAX_ENCODED bytes before its delimiter
+    UNKNOWN_OP = 4       #: no such opcode
+    BAD_LENGTH = 5       #: the arguments' length does not fit the opcode
+    BAD_ADDRESS = 6      #: a core, neuron, word, route entry or input id out of range
+    BAD_VALUE = 7        #: a field value out of range (e.g. a decay above 2**F)
+    LIMIT = 8            #: more input events in this step than the chip accepts
+
+
+_CRC = Calculator(Crc16.IBM_3740)
+
+
+class FrameError(ValueError):
+    """A frame could not be decoded; `status` says why."""
+
+    def __init__(self, status: Status, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/IBM-3740 of `data`."""
+    return _CRC.checksum(data)
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Return the bytes that carry `payload` on the link, delimiter included."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD})")
+    return cobs.encode(payload + crc16(payload).to_bytes(2, "big")) + bytes([DELIMITER])
+
+
+def decode_frame(body: bytes) -> bytes:
+    """Decode one frame body (the bytes between two delimiters); return its payload.
+
+    Raises `FrameError` with the status a receiver reports for it.
+    """
+    if len(body) > MAX_ENCODED:
+        raise FrameError(Status.TOO_LONG, f"frame of {len(body)} bytes exceeds {MAX_ENCODED}")
+    try:
+        data = cobs.decode(body)
+    except cobs.DecodeError as exc:
+        raise FrameError(Status.BAD_FRAME, f"COBS decoding failed: {exc}") from None
+    if len(data) < 4:
+        raise FrameError(Status.BAD_FRAME, f"frame of {len(data)} bytes is too short")
+    payload, check = data[:-2], int.from_bytes(data[-2:], "big")
+    if crc16(payload) != check:
+        raise FrameError(Status.BAD_CRC, "CRC mismatch")
+    return payload
+
+
+def request(op: Op, tag: int, args: bytes = b"") -> bytes:
+    """Return the encoded frame of a request."""
+    return encode_frame(bytes([int(op), tag & 0xFF]) + args)
+
+
+def reply_payload(op: int, tag: int, status: Status, data: bytes = b"") -> bytes:
+    return bytes([op | REPLY_FLAG, tag & 0xFF, int(status)]) + data
+
+
+# Field helpers (little-endian) -----------------------------------------------------------------
+
+def u16(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
+def u32(value: int) -> bytes:
+    return struct.pack("<I", value)
+
+
+def word_bytes(bits: int) -> int:
+    """Bytes that carry a packed word of `bits` bits (weights, parameters, state)."""
+    return (bits + 7) // 8
