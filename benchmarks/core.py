@@ -69,7 +69,7 @@ def main():
     if args.quick:
         grid, rates, steps = [(64, 1), (64, 4)], [0.1], 10
     rows = []
-    for i, (n, k) in enumerate(grid):
+    for n, k in grid:
         for rate in rates:
             print(f"[{len(rows) + 1}/{len(grid) * len(rates)}] gateware N={n} K={k} rate={rate}",
                   flush=True)

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Const, Mux, signed
 
-__all__ = ["saturate", "mul_decay"]
+__all__ = ["saturate", "mul_decay", "bump"]
 
 
 def saturate(value, width: int):
@@ -19,3 +19,9 @@ def mul_decay(value, factor, frac_bits: int):
     # 2**F - 1 first turns that into rounding toward zero.
     bias = Const((1 << frac_bits) - 1, signed(frac_bits + 1))
     return Mux(product < 0, product + bias, product) >> frac_bits
+
+
+def bump(m, counter):
+    """Increment a status counter in `m`'s sync domain, saturating at all ones (never wrapping)."""
+    with m.If(~counter.all()):
+        m.d.sync += counter.eq(counter + 1)

@@ -18,7 +18,7 @@ spike FIFO, plus 1 cycle back to idle. A config request costs 2 cycles (write) o
 wait for the response to be taken.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -27,9 +27,17 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.spec import COUNTER_WIDTH, CoreConfig
 
+from .arith import bump
 from .layouts import (
-    ConfigSpace, CoreOp, SpikeKind, command_layout, config_request_layout,
-    config_response_layout, param_layout, spike_layout, state_layout,
+    ConfigSpace,
+    CoreOp,
+    SpikeKind,
+    command_layout,
+    config_request_layout,
+    config_response_layout,
+    param_layout,
+    spike_layout,
+    state_layout,
 )
 from .neuron import NeuronUpdate
 from .synapse import SynapseMemory, synapse_word_bits
@@ -46,11 +54,6 @@ def status_signature(cfg: CoreConfig) -> wiring.Signature:
         "busy": Out(1),                          #: not idle (processing a command or request)
     })
 
-
-def _bump(m, counter):
-    """Increment a counter, saturating at its maximum instead of wrapping."""
-    with m.If(~counter.all()):
-        m.d.sync += counter.eq(counter + 1)
 
 
 class LIFCore(wiring.Component):
@@ -167,10 +170,10 @@ class LIFCore(wiring.Component):
                 m.d.sync += [tk_neuron.eq(0), tk_word.eq(0), tk_lane.eq(0)]
                 m.next = "TICK"
             with m.Elif(cmd.axon >= cfg.n_axons):
-                _bump(m, dropped_bad_axon)
+                bump(m, dropped_bad_axon)
                 m.next = "IDLE"
             with m.Elif(events_in_step == cfg.max_events_per_step):
-                _bump(m, dropped_overflow)
+                bump(m, dropped_overflow)
                 m.next = "IDLE"
             with m.Else():
                 m.d.sync += [ev_axon.eq(cmd.axon), ev_word.eq(0),

@@ -107,11 +107,16 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
                "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
         if simulator_name() == "icarus":
             env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
-        xml = runner.test(hdl_toplevel=toplevel, test_module=test_module,
-                          testcase=testcase, build_dir=build_dir, test_dir=work,
-                          extra_env=env, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
-                          results_xml=str(work / "results.xml"))
-        failure = _first_failure(Path(xml))
+        try:
+            runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
+                        build_dir=build_dir, test_dir=work, extra_env=env,
+                        waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
+                        results_xml=str(work / "results.xml"))
+        except SystemExit:
+            # Under pytest the runner exits on a failed test before we can read why; the
+            # reason is in the result and results files, read below.
+            pass
+        failure = _first_failure(work)
         result = dict(np.load(result_path, allow_pickle=False)) if result_path.exists() else {}
         message = str(result.get("failure", "")) or failure
         if message or not result:
@@ -136,12 +141,15 @@ def run_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     return run_cocotb(LIFCore(cfg), TOPLEVEL, "spikeforge.hw.testbench", "run_scenario", arrays)
 
 
-def _first_failure(xml_path: Path) -> str:
-    if not xml_path.exists():
+def _first_failure(work: Path) -> str:
+    """Return the first failure message in the cocotb results file(s) of `work`."""
+    files = sorted(work.glob("*.xml"))
+    if not files:
         return "the simulator produced no results file"
-    for case in ET.parse(xml_path).getroot().iter("testcase"):
-        for failure in list(case.iter("failure")) + list(case.iter("error")):
-            return failure.get("message") or failure.text or f"{case.get('name')} failed"
+    for xml_path in files:
+        for case in ET.parse(xml_path).getroot().iter("testcase"):
+            for failure in list(case.iter("failure")) + list(case.iter("error")):
+                return failure.get("message") or failure.text or f"{case.get('name')} failed"
     return ""
 
 

@@ -31,8 +31,15 @@ from spikeforge.sim import CoreModel
 from spikeforge.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
 
 from .layouts import (
-    ConfigSpace, CoreOp, SpikeKind, command_layout, config_request_layout,
-    config_response_layout, pack, spike_layout, unpack,
+    ConfigSpace,
+    CoreOp,
+    SpikeKind,
+    command_layout,
+    config_request_layout,
+    config_response_layout,
+    pack,
+    spike_layout,
+    unpack,
 )
 from .synapse import synapse_word_bits
 

@@ -22,7 +22,12 @@ import numpy as np
 
 from spikeforge import protocol as P
 from spikeforge.spec import (
-    COUNTER_MAX, ChipConfig, param_fields, state_fields, unpack_fields, word_width,
+    COUNTER_MAX,
+    ChipConfig,
+    param_fields,
+    state_fields,
+    unpack_fields,
+    word_width,
 )
 
 from .lif import CoreModel

@@ -10,8 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from spikeforge.spec import (
-    COUNTER_MAX, CoreConfig, NeuronParams, ResetMode, mul_decay, param_fields, pack_fields,
-    saturate, state_fields, unpack_fields,
+    COUNTER_MAX,
+    CoreConfig,
+    NeuronParams,
+    ResetMode,
+    mul_decay,
+    pack_fields,
+    param_fields,
+    saturate,
+    state_fields,
+    unpack_fields,
 )
 
 __all__ = ["CoreModel", "lif_update"]
@@ -124,7 +132,7 @@ class CoreModel:
         return int(accepted.size)
 
     def _weight_sum(self, counts):
-        """Return counts @ weights exactly (float64 BLAS is exact below 2**53; sums stay < 2**36)."""
+        """Return counts @ weights exactly (float64 BLAS is exact below 2**53; sums < 2**36)."""
         return (counts.astype(np.float64) @ self.weights.astype(np.float64)).astype(np.int64)
 
     # Time step ------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def _demo(args) -> int:
     rng = np.random.default_rng(args.seed)
     params, weights = random_params(cfg, rng), random_weights(cfg, rng)
     steps = poisson_events(rng, args.steps, cfg.n_axons, args.rate)
-    print(f"spikeforge demo: {cfg.n_neurons} neurons x {cfg.n_axons} axons, K={cfg.weights_per_word}, "
+    print(f"spikeforge demo: {cfg.n_neurons} neurons x {cfg.n_axons} axons, "
+          f"K={cfg.weights_per_word}, "
           f"{args.steps} steps, input rate {args.rate}, seed {args.seed}")
 
     t0 = time.perf_counter()

@@ -106,6 +106,9 @@ def decode_frame(body: bytes) -> bytes:
         raise FrameError(Status.BAD_FRAME, f"COBS decoding failed: {exc}") from None
     if len(data) < 4:
         raise FrameError(Status.BAD_FRAME, f"frame of {len(data)} bytes is too short")
+    if len(data) > MAX_PAYLOAD + 2:
+        raise FrameError(Status.TOO_LONG, f"payload of {len(data) - 2} bytes exceeds "
+                                          f"{MAX_PAYLOAD}")
     payload, check = data[:-2], int.from_bytes(data[-2:], "big")
     if crc16(payload) != check:
         raise FrameError(Status.BAD_CRC, "CRC mismatch")

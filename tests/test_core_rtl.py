@@ -11,7 +11,7 @@ import pytest
 from spikeforge.host.networks import poisson_events, random_params, random_weights
 from spikeforge.hw.rtlsim import make_scenario, run_scenario
 from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig, NeuronParams, ResetMode
+from spikeforge.spec import CoreConfig, NeuronParams
 
 
 def expected_spikes(cfg, params, weights, steps, init_state=None):

@@ -3,8 +3,14 @@
 import pytest
 
 from spikeforge.spec import (
-    CoreConfig, Field, decay_from_float, decay_from_tau, pack_fields, pack_weight_word,
-    unpack_fields, unpack_weight_word,
+    CoreConfig,
+    Field,
+    decay_from_float,
+    decay_from_tau,
+    pack_fields,
+    pack_weight_word,
+    unpack_fields,
+    unpack_weight_word,
 )
 
 
