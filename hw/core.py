@@ -10,7 +10,7 @@ Data path (see `docs/architecture.md`)::
                   ▼                 ▼
     i_cfg ◄─► neuron state + parameters ──► NeuronUpdate ──► spike FIFO ──► o_spike
 
-Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
+Cycle costs (no back-pressure): a CLEAR costs N cycles. An accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
 runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
 costs one cycle. A tick costs N + 2 cycles from its acceptance to the STEP_END marker entering the
@@ -59,7 +59,8 @@ def status_signature(cfg: CoreConfig) -> wiring.Signature:
 class LIFCore(wiring.Component):
     """One LIF core (see module docstring for the data path and cycle costs).
 
-    Streams: `i_cmd` (EVENT axon / TICK, in order: the events before a TICK belong to its step),
+    Streams: `i_cmd` (EVENT axon / TICK / CLEAR, in order: the events before a TICK belong to
+    its step; CLEAR zeroes all neuron state, accumulators, the step and the drop counters),
     `o_spike` (SPIKE neuron step ..., then STEP_END step), `i_cfg` / `o_cfg` (one response per
     request; requests are served between commands, when the core is idle). `o_status` exposes the
     step number and the drop counters.
@@ -115,6 +116,7 @@ class LIFCore(wiring.Component):
         tk_neuron1 = Signal(range(n))
         tk_word1 = Signal(range(words))
         tk_lane1 = Signal(range(k))
+        clear_addr = Signal(range(n))
         cfg_req = Signal(config_request_layout(cfg))
         cfg_resp = Signal(config_response_layout(cfg))
 
@@ -169,6 +171,9 @@ class LIFCore(wiring.Component):
             with m.If(cmd.op == CoreOp.TICK):
                 m.d.sync += [tk_neuron.eq(0), tk_word.eq(0), tk_lane.eq(0)]
                 m.next = "TICK"
+            with m.Elif(cmd.op == CoreOp.CLEAR):
+                m.d.sync += clear_addr.eq(0)
+                m.next = "CLEAR"
             with m.Elif(cmd.axon >= cfg.n_axons):
                 bump(m, dropped_bad_axon)
                 m.next = "IDLE"
@@ -225,6 +230,21 @@ class LIFCore(wiring.Component):
                     m.d.comb += [fifo.w_en.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
                                  spike_word.neuron.eq(0)]
                     m.d.sync += [step.eq(step + 1), events_in_step.eq(0)]
+                    m.next = "IDLE"
+
+            with m.State("CLEAR"):
+                # One address per cycle over both the state and the accumulator memories.
+                with m.If(clear_addr < n):
+                    m.d.comb += [state_wr.addr.eq(clear_addr), state_wr.data.eq(0),
+                                 state_wr.en.eq(1)]
+                with m.If(clear_addr < words):
+                    m.d.comb += [acc_wr.addr.eq(clear_addr), acc_wr.en.eq(1)]
+                    for lane in range(k):
+                        m.d.comb += acc_wr.data[lane].eq(0)
+                m.d.sync += clear_addr.eq(clear_addr + 1)
+                with m.If(clear_addr == n - 1):
+                    m.d.sync += [step.eq(0), events_in_step.eq(0), dropped_bad_axon.eq(0),
+                                 dropped_overflow.eq(0)]
                     m.next = "IDLE"
 
             with m.State("CFG_READ"):

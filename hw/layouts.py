@@ -23,10 +23,11 @@ AXON_WIDTH = 16
 CONFIG_ADDR_WIDTH = 24
 
 
-class CoreOp(enum.Enum, shape=1):
+class CoreOp(enum.Enum, shape=2):
     """What an entry of the core's command stream asks for."""
     EVENT = 0  #: add the weights of `axon` to this step's input
     TICK = 1   #: update every neuron once, emit the step's spikes, then advance the step
+    CLEAR = 2  #: zero every neuron's state and accumulator, the step and the drop counters
 
 
 class SpikeKind(enum.Enum, shape=1):

@@ -189,9 +189,11 @@ async def compare_state(bench: StreamBench, model: CoreModel, step: int):
                       f" (error={resp['error']})")
 
 
-def compare_spikes(step: int, outputs: list[dict], expected_ids, cfg: CoreConfig):
+def compare_spikes(step: int, core_step: int, outputs: list[dict], expected_ids,
+                   cfg: CoreConfig):
+    """Compare step `step`'s outputs; `core_step` is the core's own step count (reset by CLEAR)."""
     spikes = [o for o in outputs if o["kind"] == SpikeKind.SPIKE.value]
-    step_field = step % (1 << cfg.step_width)
+    step_field = core_step % (1 << cfg.step_width)
     actual_ids = [o["neuron"] for o in spikes]
     if actual_ids != [int(x) for x in expected_ids]:
         missing = sorted(set(map(int, expected_ids)) - set(actual_ids))
@@ -245,9 +247,11 @@ async def run_scenario(dut):
         await bench.reset()
         await configure(bench, model, init_state, bool(options.get("verify_config", False)))
         n_steps = len(offsets) - 1
+        clear_steps = set(options.get("clear_steps", []))
         for step in range(n_steps):
             await run_step(bench, model, step, events[offsets[step]:offsets[step + 1]],
-                           bool(options.get("check_state", True)), result)
+                           bool(options.get("check_state", True)), result,
+                           clear=step in clear_steps)
             if (step + 1) % max(1, n_steps // 10) == 0:
                 dut._log.info("step %d/%d checked (%d cycles)", step + 1, n_steps, bench.cycles)
         result["final_v"], result["final_i"] = model.v, model.i
@@ -258,10 +262,20 @@ async def run_scenario(dut):
         np.savez(os.environ["SPIKEFORGE_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
 
 
+def clear_model(model: CoreModel):
+    """What CLEAR does: zero the state, the accumulators, the step and the drop counters."""
+    for array in (model.v, model.i, model.ref, model.acc):
+        array[:] = 0
+    model.step = model.events_this_step = model.dropped_bad_axon = model.dropped_overflow = 0
+
+
 async def run_step(bench: StreamBench, model: CoreModel, step: int, axons, check_state: bool,
-                   result: dict):
+                   result: dict, clear: bool = False):
     first_output = len(bench.outputs)
-    n_accepts = len(bench.cmd_accept_cycles)
+    if clear:
+        bench.cmds.append(pack(command_layout(model.cfg), op=CoreOp.CLEAR))
+        clear_model(model)
+    n_accepts = len(bench.cmd_accept_cycles) + clear
     bench.queue_step(axons)
     await bench.run_until(
         lambda: bench.outputs[first_output:] and
@@ -269,9 +283,10 @@ async def run_step(bench: StreamBench, model: CoreModel, step: int, axons, check
     tick_accept = bench.cmd_accept_cycles[-1]
     first_accept = bench.cmd_accept_cycles[n_accepts]
     model.events(axons)
+    core_step = model.step
     expected = model.tick()
     outputs = bench.outputs[first_output:]
-    compare_spikes(step, outputs[:-1], expected, model.cfg)
+    compare_spikes(step, core_step, outputs[:-1], expected, model.cfg)
     compare_status(bench.dut, model, step)
     if check_state:
         await compare_state(bench, model, step)

@@ -10,16 +10,19 @@ import pytest
 
 from spikeforge.host.networks import poisson_events, random_params, random_weights
 from spikeforge.hw.rtlsim import make_scenario, run_scenario
+from spikeforge.hw.testbench import clear_model
 from spikeforge.sim import CoreModel
 from spikeforge.spec import CoreConfig, NeuronParams
 
 
-def expected_spikes(cfg, params, weights, steps, init_state=None):
+def expected_spikes(cfg, params, weights, steps, init_state=None, clear_steps=()):
     model = CoreModel(cfg, params, weights)
     if init_state is not None:
         model.v, model.i, model.ref = (np.asarray(a, dtype=np.int64) for a in init_state)
     result = []
-    for axons in steps:
+    for t, axons in enumerate(steps):
+        if t in clear_steps:
+            clear_model(model)
         model.events(axons)
         result.extend(model.tick())
     return result
@@ -30,8 +33,8 @@ def run_and_check(cfg, params, weights, steps, *, seed, init_state=None, **optio
     result = run_scenario(cfg, make_scenario(params, weights, steps, init_state=init_state,
                                              seed=seed, **options))
     # The bench already compared every step; this guards the result plumbing itself.
-    assert list(result["spike_neurons"]) == \
-        [int(x) for x in expected_spikes(cfg, params, weights, steps, init_state)]
+    assert list(result["spike_neurons"]) == [int(x) for x in expected_spikes(
+        cfg, params, weights, steps, init_state, options.get("clear_steps", ()))]
     return result
 
 
@@ -80,7 +83,7 @@ def test_small_and_odd_cores_with_back_pressure(name):
     weights = random_weights(cfg, rng)
     steps = with_bad_axons(rng, poisson_events(rng, 300, cfg.n_axons, 0.4), cfg, 0.05)
     run_and_check(cfg, params, weights, steps, seed=seed, gap_prob=0.3, stall_prob=0.4,
-                  verify_config=True)
+                  verify_config=True, clear_steps=[100, 101, 250])
 
 
 EDGE = CoreConfig(n_neurons=8, n_axons=4, weights_per_word=2)
