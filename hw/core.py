@@ -10,12 +10,12 @@ Data path (see `docs/architecture.md`)::
                   ▼                 ▼
     i_cfg ◄─► neuron state + parameters ──► NeuronUpdate ──► spike FIFO ──► o_spike
 
-Cycle costs (no back-pressure): a CLEAR costs N cycles. An accepted input event occupies the synapse port for exactly
+Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
 runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
-costs one cycle. A tick costs N + 2 cycles from its acceptance to the STEP_END marker entering the
-spike FIFO, plus 1 cycle back to idle. A config request costs 2 cycles (write) or 3 (read) plus the
-wait for the response to be taken.
+costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
+STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
+cycles (write) or 3 (read) plus the wait for the response to be taken.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
