@@ -89,7 +89,7 @@ class ChipClient:
     def identify(self) -> Identity:
         data = self.call(P.Op.IDENTIFY)
         (version, n_cores, n_neurons, n_axons, n_inputs, k, ww, wi, wv, f, wr, sw, cap,
-         entries, host_events, host_buffer, max_payload) = struct.unpack("<BBHHHBBBBBBBIHHHH", data)
+         entries, host_events, host_buffer, max_payload) = struct.unpack(P.IDENTIFY_FORMAT, data)
         if version != P.VERSION:
             raise LinkError(f"chip speaks protocol version {version}, host {P.VERSION}")
         core = CoreConfig(n_neurons=n_neurons, n_axons=n_axons, weights_per_word=k,
@@ -104,8 +104,8 @@ class ChipClient:
         data = self.call(P.Op.READ_STATUS)
         names = ("step", "host_events", "host_pending", "host_dropped", "crc_errors",
                  "frame_errors", "uart_framing_errors")
-        head = struct.calcsize("<IHHIIII")
-        status = dict(zip(names, struct.unpack("<IHHIIII", data[:head])))
+        head = struct.calcsize(P.STATUS_FORMAT)
+        status = dict(zip(names, struct.unpack(P.STATUS_FORMAT, data[:head])))
         status["cores"] = [dict(zip(("dropped_bad_axon", "dropped_overflow"),
                                     struct.unpack("<II", data[i:i + 8])))
                            for i in range(head, len(data), 8)]

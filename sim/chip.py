@@ -144,19 +144,15 @@ class ChipModel:
 
     def _identify(self, args: bytes) -> bytes:
         _require(not args, P.Status.BAD_LENGTH)
-        c, k = self.cfg, self.cfg.core
-        return struct.pack(
-            "<BBHHHBBBBBBBIHHHH", P.VERSION, c.n_cores, k.n_neurons, k.n_axons, c.n_inputs,
-            k.weights_per_word, k.weight_width, k.current_width, k.voltage_width, k.decay_width,
-            k.refractory_width, k.step_width, k.max_events_per_step, c.route_entries,
-            c.max_host_events, c.host_buffer, P.MAX_PAYLOAD)
+        return P.identify_data(self.cfg)
 
     def _read_status(self, args: bytes) -> bytes:
         _require(not args, P.Status.BAD_LENGTH)
-        data = struct.pack("<IHHIIII", self.step, self.host_events, len(self.host_out),
+        data = struct.pack(P.STATUS_FORMAT, self.step, self.host_events, len(self.host_out),
                            self.host_dropped, self.crc_errors, self.frame_errors, 0)
         for core in self.cores:
-            data += struct.pack("<II", core.dropped_bad_axon, core.dropped_overflow)
+            data += struct.pack(P.STATUS_CORE_FORMAT, core.dropped_bad_axon,
+                                core.dropped_overflow)
         return data
 
     def _reset(self, args: bytes) -> bytes:
@@ -319,12 +315,11 @@ class ChipModel:
 
     def _fetch(self, args: bytes) -> bytes:
         _require(len(args) == 2, P.Status.BAD_LENGTH)
-        limit = min(int.from_bytes(args, "little"), len(self.host_out),
-                    (P.MAX_PAYLOAD - 3 - 2) // 6)
+        limit = min(int.from_bytes(args, "little"), len(self.host_out), P.FETCH_MAX)
         out = bytearray(struct.pack("<H", limit))
         for _ in range(limit):
             step, source = self.host_out.popleft()
-            out += struct.pack("<IH", step & 0xFFFFFFFF, source)
+            out += struct.pack(P.FETCH_ENTRY_FORMAT, step & 0xFFFFFFFF, source)
         return bytes(out)
 
     def run_step(self):

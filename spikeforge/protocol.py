@@ -134,6 +134,26 @@ def u32(value: int) -> bytes:
     return struct.pack("<I", value)
 
 
+def identify_data(cfg) -> bytes:
+    """The data of the IDENTIFY reply for a `spikeforge.spec.ChipConfig`."""
+    k = cfg.core
+    return struct.pack(
+        IDENTIFY_FORMAT, VERSION, cfg.n_cores, k.n_neurons, k.n_axons, cfg.n_inputs,
+        k.weights_per_word, k.weight_width, k.current_width, k.voltage_width, k.decay_width,
+        k.refractory_width, k.step_width, k.max_events_per_step, cfg.route_entries,
+        cfg.max_host_events, cfg.host_buffer, MAX_PAYLOAD)
+
+
+#: Field layout of the IDENTIFY reply data (see `identify_data`).
+IDENTIFY_FORMAT = "<BBHHHBBBBBBBIHHHH"
+#: READ_STATUS reply: chip fields, then per core (dropped_bad_axon, dropped_overflow).
+STATUS_FORMAT = "<IHHIIII"
+STATUS_CORE_FORMAT = "<II"
+#: Bytes of one FETCH entry (step u32, source u16) and the most entries one reply holds.
+FETCH_ENTRY_FORMAT = "<IH"
+FETCH_MAX = (MAX_PAYLOAD - 3 - 2) // 6
+
+
 def word_bytes(bits: int) -> int:
     """Bytes that carry a packed word of `bits` bits (weights, parameters, state)."""
     return (bits + 7) // 8

@@ -1,0 +1,655 @@
+"""The chip: C LIF cores, the router and the host-link protocol engine behind one byte stream.
+
+Data path (`docs/architecture.md` has the picture)::
+
+    i (bytes) ─► FrameReceiver ─► engine ─► FrameTransmitter ─► o (bytes)
+                                    │  ▲
+            config requests ◄───────┘  └──── spikes of step t (core order, neuron order)
+                  │                                │
+    per-core command FIFO ─► LIFCore × C ─► spike buffer ─► Router ─► core FIFOs (step t+1)
+                  ▲                                                 └► host FIFO (step, source)
+                  └────────────── host INPUT events (step t) ─► Router
+
+The engine executes one request at a time, exactly as `spikeforge.sim.ChipModel.execute` does:
+it first waits until every core, FIFO and the router are idle (so no configuration write can
+overtake an event still queued), checks every argument (a failed check changes nothing), then
+acts and replies. Ticking: every core gets TICK at once; their spikes are collected core by core
+into the spike buffer, then routed; the step ends when the router has delivered every spike.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge import protocol as P
+from spikeforge.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_fields, word_width
+
+from .arith import bump
+from .core import LIFCore
+from .framing import FrameReceiver, FrameTransmitter
+from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout
+from .router import Router
+from .synapse import synapse_word_bits
+
+__all__ = ["Chip"]
+
+Op = P.Op
+
+# Requests whose arguments are a head followed by fixed-size items, written to some memory.
+#   op: (head bytes, what the items are)
+BULK_WRITES = {
+    Op.WRITE_WEIGHTS: (5, "weights"), Op.WRITE_PARAMS: (3, "params"),
+    Op.WRITE_STATE: (3, "state"), Op.WRITE_ROUTE_INDEX: (2, "index"),
+    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"),
+}
+# Requests that read `count` items: op: (exact argument length, what the items are)
+BLOCK_READS = {
+    Op.READ_WEIGHTS: (7, "weights"), Op.READ_PARAMS: (5, "params"),
+    Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
+    Op.READ_ROUTE_DEST: (4, "dest"),
+}
+KINDS = ["weights", "params", "state", "index", "dest", "input"]
+SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
+          "state": ConfigSpace.STATE}
+
+
+class Chip(wiring.Component):
+    """The whole chip behind the byte stream `i` / `o` (see module docstring).
+
+    `uart_framing_errors` is reported in READ_STATUS (tie it to 0 without a UART).
+    """
+
+    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16):
+        self.cfg = cfg or ChipConfig()
+        self.cmd_fifo_depth = cmd_fifo_depth
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "o": Out(stream.Signature(8)),
+            "uart_framing_errors": In(COUNTER_WIDTH),
+        })
+
+    def item_bytes(self, kind: str) -> int:
+        core = self.cfg.core
+        return {"weights": P.word_bytes(core.weights_per_word * core.weight_width),
+                "params": P.word_bytes(word_width(param_fields(core))),
+                "state": P.word_bytes(word_width(state_fields(core))),
+                "index": 4, "dest": 3, "input": 2}[kind]
+
+    def elaborate(self, platform):
+        m = Module()
+        e = _Engine(self, m)
+        e.build()
+        return m
+
+
+class _Engine:
+    """Builds the chip's logic; split from `Chip` only to keep each step of it short."""
+
+    def __init__(self, chip: Chip, m: Module):
+        self.chip, self.m, self.cfg = chip, m, chip.cfg
+
+    # Structure ---------------------------------------------------------------------------------
+
+    def build(self):
+        m, cfg, chip = self.m, self.cfg, self.chip
+        m.submodules.rx = self.rx = FrameReceiver()
+        m.submodules.tx = self.tx = FrameTransmitter()
+        wiring.connect(m, wiring.flipped(chip.i), self.rx.i)
+        wiring.connect(m, self.tx.o, wiring.flipped(chip.o))
+        m.submodules.router = self.router = Router(cfg)
+        self.cores, self.fifos = [], []
+        cmd_width = command_layout(cfg.core).size
+        for c in range(cfg.n_cores):
+            core = LIFCore(cfg.core)
+            fifo = SyncFIFOBuffered(width=cmd_width, depth=chip.cmd_fifo_depth)
+            m.submodules[f"core{c}"], m.submodules[f"cmd_fifo{c}"] = core, fifo
+            m.d.comb += [core.i_cmd.valid.eq(fifo.r_rdy), core.i_cmd.payload.eq(fifo.r_data),
+                         fifo.r_en.eq(core.i_cmd.ready)]
+            self.cores.append(core)
+            self.fifos.append(fifo)
+        m.submodules.host_fifo = self.host = SyncFIFOBuffered(width=48, depth=cfg.host_buffer)
+        n_spikes = cfg.n_cores * cfg.core.n_neurons
+        m.submodules.spike_buf = spike_buf = Memory(shape=16, depth=n_spikes, init=[])
+        self.spike_wr, self.spike_rd = spike_buf.write_port(), spike_buf.read_port()
+        self._registers()
+        self._router_outputs()
+        self._fsm()
+
+    def _registers(self):
+        cfg = self.cfg
+        S = Signal
+        self.op, self.tag, self.status = S(8), S(8), S(4)
+        self.args_len = S(range(P.MAX_PAYLOAD + 1))
+        self.ptr = S(range(P.MAX_PAYLOAD + 3))          # frame-buffer address being read
+        self.item, self.item_k = S(64), S(range(9))      # little-endian item being loaded
+        self.kind = S(range(len(KINDS)))
+        self.nbytes = S(range(9))                        # bytes per item of this request
+        self.head = S(range(8))
+        self.rem = S(range(P.MAX_PAYLOAD + 1))
+        self.n_items, self.idx = S(range(P.MAX_PAYLOAD + 1)), S(range(P.MAX_PAYLOAD + 2))
+        self.core_sel, self.first, self.count = S(8), S(33), S(16)
+        self.addr_bad, self.value_bad = S(), S()
+        self.routed = S(range(P.MAX_PAYLOAD * cfg.route_entries + 1))
+        self.emit_word, self.emit_n = S(64), S(range(9))
+        self.field = S(range(64))
+        self.step, self.host_events = S(32), S(16)
+        self.host_dropped, self.crc_errors, self.frame_errors = S(32), S(32), S(32)
+        self.steps_left = S(16)
+        self.drain, self.n_spikes = S(range(cfg.n_cores + 1)), S(range(cfg.n_cores *
+                                                                        cfg.core.n_neurons + 1))
+        self.ret = S(8)
+        self.load_n = S(range(9))
+        self.head_end = S(range(P.MAX_PAYLOAD + 3))     # frame-buffer address of the first item
+
+    def _router_outputs(self):
+        m, cfg, router = self.m, self.cfg, self.router
+        event = router.o_event.payload
+        cmd = Signal(command_layout(cfg.core))
+        m.d.comb += [cmd.op.eq(CoreOp.EVENT), cmd.axon.eq(event.axon)]
+        self.engine_cmd = Signal(command_layout(cfg.core))   # TICK / CLEAR from the engine
+        self.engine_cmd_valid = Signal()
+        for c, fifo in enumerate(self.fifos):
+            from_router = router.o_event.valid & (event.core == c)
+            m.d.comb += [fifo.w_en.eq(from_router | self.engine_cmd_valid),
+                         fifo.w_data.eq(Mux(from_router, cmd, self.engine_cmd))]
+            with m.If(from_router):
+                m.d.comb += router.o_event.ready.eq(fifo.w_rdy)
+        # Host destinations: a full host FIFO drops the spike and counts it.
+        m.d.comb += [router.o_host.ready.eq(1), self.host.w_data.eq(Cat(self.step,
+                                                                         router.o_host.payload)),
+                     self.host.w_en.eq(router.o_host.valid)]
+        with m.If(router.o_host.valid & ~self.host.w_rdy):
+            bump(m, self.host_dropped)
+
+    def quiet(self):
+        """Every core idle, every FIFO empty, the router idle."""
+        idle = ~self.router.busy
+        for core, fifo in zip(self.cores, self.fifos):
+            idle &= ~core.o_status.busy & (fifo.level == 0) & ~core.o_spike.valid
+        return idle
+
+    # Helpers used inside FSM states ------------------------------------------------------------
+
+    def call(self, sub: str, ret: str):
+        """Jump to subroutine state `sub`; it returns to state `ret`."""
+        if ret not in self.returns:
+            self.returns.append(ret)
+        self.m.d.sync += self.ret.eq(self.returns.index(ret))
+        self.m.next = sub
+
+    def give_back(self):
+        with self.m.Switch(self.ret):
+            for code, name in enumerate(self.returns):
+                with self.m.Case(code):
+                    self.m.next = name
+
+    def reply(self, status, data_state: str = "SEND"):
+        """Write the reply header (op | 0x80, tag, status), then go to `data_state`."""
+        m = self.m
+        m.d.sync += [self.emit_word.eq(Cat(self.op | P.REPLY_FLAG, self.tag, status)),
+                     self.emit_n.eq(3)]
+        self.call("EMIT", data_state)
+
+    def fail(self, status):
+        self.reply(Const(int(status), 8))
+
+    # The engine --------------------------------------------------------------------------------
+
+    def _fsm(self):
+        m, rx, tx = self.m, self.rx, self.tx
+        self.returns = []
+
+        def state(name):
+            return m.State(name)
+
+        m.d.comb += [rx.buf_addr.eq(self.ptr), self.spike_rd.addr.eq(self.idx)]
+        self._core_config_port()
+        with m.FSM():
+            self._receive(state)
+            with state("QUIESCE"):
+                with m.If(self.quiet()):
+                    m.next = "DISPATCH"
+            with state("DISPATCH"):
+                self._dispatch()
+            self._identify_status_reset(state)
+            self._bulk_write(state)
+            self._block_read(state)
+            self._tick_fetch(state)
+            self._subroutines(state)
+            with state("SEND"):
+                m.d.comb += [tx.send.eq(1), rx.o_frame.ready.eq(1)]
+                m.next = "IDLE"
+
+    def _receive(self, state):
+        m, rx, tx = self.m, self.rx, self.tx
+        frame = rx.o_frame.payload
+        with state("IDLE"):
+            with m.If(rx.o_frame.valid & ~tx.busy):
+                with m.If(frame.status != P.Status.OK):
+                    with m.If(frame.status == P.Status.BAD_CRC):
+                        bump(m, self.crc_errors)
+                    with m.Else():
+                        bump(m, self.frame_errors)
+                    m.d.sync += [self.emit_word.eq(Cat(Const(P.ERROR_OP, 8), Const(0, 8),
+                                                       frame.status)), self.emit_n.eq(3)]
+                    self.call("EMIT", "SEND")
+                with m.Else():
+                    m.d.sync += [self.ptr.eq(0), self.args_len.eq(frame.length - 2)]
+                    m.next = "HEADER_OP"
+        with state("HEADER_OP"):
+            m.d.sync += self.ptr.eq(1)
+            m.next = "HEADER_TAG"
+        with state("HEADER_TAG"):
+            m.d.sync += [self.op.eq(rx.buf_data), self.ptr.eq(2)]
+            m.next = "HEADER_DONE"
+        with state("HEADER_DONE"):
+            m.d.sync += self.tag.eq(rx.buf_data)
+            m.next = "QUIESCE"
+
+    def load(self, n, ret: str):
+        """Load `n` little-endian bytes from the frame buffer at `ptr` into `item`."""
+        self.m.d.sync += [self.item.eq(0), self.item_k.eq(0), self.load_n.eq(n)]
+        self.call("LOAD", ret)
+
+    def _dispatch(self):
+        m, length = self.m, self.args_len
+        with m.Switch(self.op):
+            for op, name in ((Op.IDENTIFY, "IDENTIFY"), (Op.READ_STATUS, "STATUS"),
+                             (Op.RESET, "RESET")):
+                with m.Case(op):
+                    with m.If(length != 0):
+                        self.fail(P.Status.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += self.field.eq(0)
+                        m.next = name
+            for op, name in ((Op.TICK, "TICK_ARG"), (Op.FETCH, "FETCH_ARG")):
+                with m.Case(op):
+                    with m.If(length != 2):
+                        self.fail(P.Status.BAD_LENGTH)
+                    with m.Else():
+                        self.load(2, name)
+            for op, (head, kind) in BULK_WRITES.items():
+                with m.Case(op):
+                    m.d.sync += [self.kind.eq(KINDS.index(kind)), self.head.eq(head),
+                                 self.nbytes.eq(self.chip.item_bytes(kind)),
+                                 self.rem.eq(length - head), self.n_items.eq(0)]
+                    with m.If(length < head):
+                        self.fail(P.Status.BAD_LENGTH)
+                    with m.Else():
+                        m.next = "COUNT_ITEMS"
+            for op, (expected, kind) in BLOCK_READS.items():
+                with m.Case(op):
+                    m.d.sync += [self.kind.eq(KINDS.index(kind)),
+                                 self.nbytes.eq(self.chip.item_bytes(kind))]
+                    with m.If(length != expected):
+                        self.fail(P.Status.BAD_LENGTH)
+                    with m.Else():
+                        self.load(expected, "READ_CHECK")
+            with m.Default():
+                self.fail(P.Status.UNKNOWN_OP)
+
+    # IDENTIFY, READ_STATUS, RESET --------------------------------------------------------------
+
+    def emit_fields(self, state, name: str, fields):
+        """A state emitting (value, bytes) fields in order after an OK header, then SEND."""
+        m = self.m
+        with state(name):
+            with m.If(self.field == 0):
+                m.d.sync += self.field.eq(1)
+                self.reply(Const(P.Status.OK, 8), name)
+            for k, (value, nbytes) in enumerate(fields, 1):
+                with m.If(self.field == k):
+                    m.d.sync += [self.emit_word.eq(value), self.emit_n.eq(nbytes),
+                                 self.field.eq(k + 1)]
+                    self.call("EMIT", name)
+            with m.If(self.field == len(fields) + 1):
+                m.next = "SEND"
+
+    def _identify_status_reset(self, state):
+        m = self.m
+        self.emit_fields(state, "IDENTIFY",
+                         [(Const(b, 8), 1) for b in P.identify_data(self.cfg)])
+        fields = [(self.step, 4), (self.host_events, 2), (self.host.level, 2),
+                  (self.host_dropped, 4), (self.crc_errors, 4), (self.frame_errors, 4),
+                  (self.chip.uart_framing_errors, 4)]
+        for core in self.cores:
+            fields += [(core.o_status.dropped_bad_axon, 4), (core.o_status.dropped_overflow, 4)]
+        self.emit_fields(state, "STATUS", fields)
+        with state("RESET"):
+            m.d.comb += [self.engine_cmd.op.eq(CoreOp.CLEAR), self.engine_cmd_valid.eq(1)]
+            m.d.sync += [self.step.eq(0), self.host_events.eq(0), self.host_dropped.eq(0),
+                         self.crc_errors.eq(0), self.frame_errors.eq(0)]
+            m.next = "RESET_FLUSH"
+        with state("RESET_FLUSH"):
+            m.d.comb += self.host.r_en.eq(1)
+            with m.If(~self.host.r_rdy & self.quiet()):
+                self.reply(Const(P.Status.OK, 8))
+
+    # Bulk writes -------------------------------------------------------------------------------
+
+    def is_kind(self, *names):
+        return self.kind.matches(*[KINDS.index(n) for n in names])
+
+    def slot_ok(self, address):
+        core = self.cfg.core
+        word_bits = synapse_word_bits(core)
+        return ((address >> word_bits) < core.n_axons) & \
+            (address[:word_bits] < core.words_per_axon) if word_bits else \
+            (address < core.n_axons)
+
+    def _bulk_write(self, state):
+        m, cfg = self.m, self.cfg
+        with state("COUNT_ITEMS"):        # n_items, rem = divmod(length - head, nbytes)
+            with m.If(self.rem >= self.nbytes):
+                m.d.sync += [self.rem.eq(self.rem - self.nbytes),
+                             self.n_items.eq(self.n_items + 1)]
+            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input"))):
+                self.fail(P.Status.BAD_LENGTH)
+            with m.Elif(self.head == 0):      # INPUT: no head, the items start at once
+                m.d.sync += self.item.eq(0)
+                m.next = "WRITE_CHECK"
+            with m.Else():
+                self.load(self.head, "WRITE_CHECK")
+        with state("WRITE_CHECK"):
+            self._head_fields(self.item)
+            m.d.sync += [self.idx.eq(0), self.addr_bad.eq(0), self.value_bad.eq(0),
+                         self.routed.eq(0)]
+            end = self._first_of(self.item) + self.n_items
+            with m.If(self.is_kind("weights", "params", "state") &
+                      (self.item[:8] >= cfg.n_cores)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("params", "state") & (end > cfg.core.n_neurons)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("index") & (end > cfg.n_sources)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("dest") & (end > cfg.route_entries)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Else():
+                m.d.sync += self.head_end.eq(self.ptr)
+                m.next = "VALIDATE"
+        with state("VALIDATE"):
+            with m.If(self.idx == self.n_items):
+                self._decide()
+            with m.Else():
+                self.load(self.nbytes, "VALIDATE_ITEM")
+        with state("VALIDATE_ITEM"):
+            self._validate_item()
+        with state("INPUT_COUNT"):        # the route index entry of the input's source
+            m.d.sync += [self.routed.eq(self.routed + self.router.index.r_data.count),
+                         self.idx.eq(self.idx + 1)]
+            m.d.comb += self.router.index.addr.eq(self.input_source())
+            m.next = "VALIDATE"
+        with state("APPLY"):
+            with m.If(self.idx == self.n_items):
+                with m.If(self.is_kind("input")):
+                    m.d.sync += self.host_events.eq(self.host_events + self.routed)
+                self.reply(Const(P.Status.OK, 8))
+            with m.Else():
+                self.load(self.nbytes, "APPLY_ITEM")
+        with state("APPLY_ITEM"):
+            self._apply_item()
+        with state("APPLY_WAIT"):
+            m.d.comb += self.cfg_resp_ready.eq(1)
+            with m.If(self.cfg_resp_valid):
+                m.d.sync += self.idx.eq(self.idx + 1)
+                m.next = "APPLY"
+
+    def _first_of(self, head):
+        """The `first` field of a head loaded into `head` (layout depends on the kind)."""
+        return Mux(self.is_kind("weights"), head[8:40],
+                   Mux(self.is_kind("params", "state"), head[8:24], head[:16]))
+
+    def _head_fields(self, head):
+        self.m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head))]
+
+    def input_source(self):
+        return self.cfg.input_source(0) + self.item[:16]
+
+    def _validate_item(self):
+        m, cfg, item = self.m, self.cfg, self.item
+        core, one = cfg.core, cfg.core.decay_one
+        address = self.first + self.idx
+        m.d.sync += self.idx.eq(self.idx + 1)
+        m.next = "VALIDATE"
+        with m.Switch(self.kind):
+            with m.Case(KINDS.index("weights")):
+                with m.If(~self.slot_ok(address)):
+                    m.d.sync += self.addr_bad.eq(1)
+                with m.If((item >> (core.weights_per_word * core.weight_width)) != 0):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("params")):
+                f = core.decay_width + 1
+                with m.If(((item >> word_width(param_fields(core))) != 0) |
+                          (item[:f] > one) | (item[f:2 * f] > one)):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("state")):
+                with m.If((item >> word_width(state_fields(core))) != 0):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("index")):
+                with m.If(item[:16] + item[16:32] > cfg.route_entries):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("dest")):
+                dest_core, axon = item[:8], item[8:24]
+                with m.If(Mux(dest_core == P.HOST_CORE, axon != 0,
+                              (dest_core >= cfg.n_cores) | (axon >= core.n_axons))):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("input")):
+                with m.If(item[:16] >= cfg.n_inputs):
+                    m.d.sync += self.addr_bad.eq(1)
+                with m.Else():         # count its routed events in INPUT_COUNT
+                    m.d.comb += self.router.index.addr.eq(self.input_source())
+                    m.d.sync += self.idx.eq(self.idx)
+                    m.next = "INPUT_COUNT"
+
+    def _decide(self):
+        m, cfg = self.m, self.cfg
+        with m.If(self.addr_bad):
+            self.fail(P.Status.BAD_ADDRESS)
+        with m.Elif(self.value_bad):
+            self.fail(P.Status.BAD_VALUE)
+        with m.Elif(self.is_kind("input") &
+                    (self.host_events + self.routed > cfg.max_host_events)):
+            self.fail(P.Status.LIMIT)
+        with m.Else():
+            m.d.sync += [self.idx.eq(0), self.ptr.eq(self.head_end)]
+            m.next = "APPLY"
+
+    def _apply_item(self):
+        m, item = self.m, self.item
+        address = self.first + self.idx
+        with m.Switch(self.kind):
+            for kind in ("weights", "params", "state"):
+                with m.Case(KINDS.index(kind)):
+                    m.d.comb += [self.cfg_req_valid.eq(1), self.cfg_req.write.eq(1),
+                                 self.cfg_req.space.eq(SPACES[kind]),
+                                 self.cfg_req.addr.eq(address), self.cfg_req.data.eq(item)]
+                    with m.If(self.cfg_req_ready):
+                        m.next = "APPLY_WAIT"
+            for kind, port in (("index", self.router.index), ("dest", self.router.dest)):
+                with m.Case(KINDS.index(kind)):
+                    m.d.comb += [port.addr.eq(address), port.w_data.eq(item), port.w_en.eq(1)]
+                    m.d.sync += self.idx.eq(self.idx + 1)
+                    m.next = "APPLY"
+            with m.Case(KINDS.index("input")):
+                m.d.comb += [self.router.i_source.valid.eq(1),
+                             self.router.i_source.payload.eq(self.input_source())]
+                with m.If(self.router.i_source.ready):
+                    m.d.sync += self.idx.eq(self.idx + 1)
+                    m.next = "APPLY"
+
+    # Block reads -------------------------------------------------------------------------------
+
+    def _block_read(self, state):
+        m, cfg = self.m, self.cfg
+        with state("READ_CHECK"):
+            head = self.item
+            count = Mux(self.is_kind("weights"), head[40:56],
+                        Mux(self.is_kind("params", "state"), head[24:40], head[16:32]))
+            m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head)),
+                         self.count.eq(count), self.idx.eq(0), self.addr_bad.eq(0)]
+            end = self._first_of(head) + count
+            with m.If((count == 0) | (3 + count * self.nbytes > P.MAX_PAYLOAD)):
+                self.fail(P.Status.BAD_LENGTH)
+            with m.Elif(self.is_kind("weights", "params", "state") &
+                        (head[:8] >= cfg.n_cores)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("params", "state") & (end > cfg.core.n_neurons)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("index") & (end > cfg.n_sources)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(self.is_kind("dest") & (end > cfg.route_entries)):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Else():
+                m.next = "SLOT_SCAN"
+        with state("SLOT_SCAN"):          # weights: every word address must exist
+            with m.If(~self.is_kind("weights") | (self.idx == self.count)):
+                with m.If(self.addr_bad):
+                    self.fail(P.Status.BAD_ADDRESS)
+                with m.Else():
+                    m.d.sync += self.idx.eq(0)
+                    self.reply(Const(P.Status.OK, 8), "READ_LOOP")
+            with m.Else():
+                with m.If(~self.slot_ok(self.first + self.idx)):
+                    m.d.sync += self.addr_bad.eq(1)
+                m.d.sync += self.idx.eq(self.idx + 1)
+        address = self.first + self.idx
+        with state("READ_LOOP"):
+            with m.If(self.idx == self.count):
+                m.next = "SEND"
+            with m.Elif(self.is_kind("index", "dest")):
+                m.d.comb += [self.router.index.addr.eq(address),
+                             self.router.dest.addr.eq(address)]
+                m.next = "READ_TABLE"
+            with m.Else():
+                m.d.comb += [self.cfg_req_valid.eq(1), self.cfg_req.addr.eq(address),
+                             self.cfg_req.space.eq(
+                                 Mux(self.is_kind("weights"), ConfigSpace.WEIGHTS,
+                                     Mux(self.is_kind("params"), ConfigSpace.PARAMS,
+                                         ConfigSpace.STATE)))]
+                with m.If(self.cfg_req_ready):
+                    m.next = "READ_WAIT"
+        with state("READ_TABLE"):
+            m.d.comb += [self.router.index.addr.eq(address), self.router.dest.addr.eq(address)]
+            m.d.sync += [self.emit_word.eq(Mux(self.is_kind("index"),
+                                               self.router.index.r_data,
+                                               self.router.dest.r_data)),
+                         self.emit_n.eq(self.nbytes), self.idx.eq(self.idx + 1)]
+            self.call("EMIT", "READ_LOOP")
+        with state("READ_WAIT"):
+            m.d.comb += self.cfg_resp_ready.eq(1)
+            with m.If(self.cfg_resp_valid):
+                m.d.sync += [self.emit_word.eq(self.cfg_resp_data), self.emit_n.eq(self.nbytes),
+                             self.idx.eq(self.idx + 1)]
+                self.call("EMIT", "READ_LOOP")
+
+    def _core_config_port(self):
+        """One config port to the core selected by `core_sel`."""
+        m, cores = self.m, self.cores
+        self.cfg_req = Signal.like(cores[0].i_cfg.payload)
+        self.cfg_req_valid, self.cfg_req_ready = Signal(), Signal()
+        self.cfg_resp_valid, self.cfg_resp_ready = Signal(), Signal()
+        self.cfg_resp_data = Signal.like(cores[0].o_cfg.payload.data)
+        for c, core in enumerate(cores):
+            selected = self.core_sel == c
+            m.d.comb += [core.i_cfg.payload.eq(self.cfg_req),
+                         core.i_cfg.valid.eq(self.cfg_req_valid & selected),
+                         core.o_cfg.ready.eq(self.cfg_resp_ready & selected)]
+            with m.If(selected):
+                m.d.comb += [self.cfg_req_ready.eq(core.i_cfg.ready),
+                             self.cfg_resp_valid.eq(core.o_cfg.valid),
+                             self.cfg_resp_data.eq(core.o_cfg.payload.data)]
+
+    # TICK and FETCH ----------------------------------------------------------------------------
+
+    def _tick_fetch(self, state):
+        m, cfg = self.m, self.cfg
+        n = cfg.core.n_neurons
+        with state("TICK_ARG"):
+            with m.If(self.item[:16] == 0):
+                self.fail(P.Status.BAD_VALUE)
+            with m.Else():
+                m.d.sync += self.steps_left.eq(self.item[:16])
+                m.next = "TICK_START"
+        with state("TICK_START"):         # TICK to every core at once, behind its events
+            all_ready = Const(1)
+            for fifo in self.fifos:
+                all_ready &= fifo.w_rdy
+            with m.If(all_ready & ~self.router.busy):
+                m.d.comb += [self.engine_cmd.op.eq(CoreOp.TICK), self.engine_cmd_valid.eq(1)]
+                m.d.sync += [self.drain.eq(0), self.n_spikes.eq(0)]
+                m.next = "DRAIN"
+        with state("DRAIN"):              # collect spikes core by core, neuron by neuron
+            for c, core in enumerate(self.cores):
+                with m.If(self.drain == c):
+                    m.d.comb += core.o_spike.ready.eq(1)
+                    out = core.o_spike.payload
+                    with m.If(core.o_spike.valid & (out.kind == SpikeKind.SPIKE)):
+                        m.d.comb += [self.spike_wr.addr.eq(self.n_spikes),
+                                     self.spike_wr.data.eq(c * n + out.neuron),
+                                     self.spike_wr.en.eq(1)]
+                        m.d.sync += self.n_spikes.eq(self.n_spikes + 1)
+                    with m.If(core.o_spike.valid & (out.kind == SpikeKind.STEP_END)):
+                        m.d.sync += self.drain.eq(c + 1)
+                        if c == cfg.n_cores - 1:
+                            m.d.sync += self.idx.eq(0)
+                            m.next = "ROUTE_READ"
+        with state("ROUTE_READ"):         # spike_rd.addr follows idx
+            with m.If(self.idx == self.n_spikes):
+                with m.If(~self.router.busy):
+                    m.next = "STEP_DONE"
+            with m.Else():
+                m.next = "ROUTE_SEND"
+        with state("ROUTE_SEND"):
+            m.d.comb += [self.router.i_source.valid.eq(1),
+                         self.router.i_source.payload.eq(self.spike_rd.data),
+                         self.spike_rd.addr.eq(self.idx)]
+            with m.If(self.router.i_source.ready):
+                m.d.sync += self.idx.eq(self.idx + 1)
+                m.next = "ROUTE_READ"
+        with state("STEP_DONE"):
+            m.d.sync += [self.step.eq(self.step + 1), self.host_events.eq(0),
+                         self.steps_left.eq(self.steps_left - 1)]
+            with m.If(self.steps_left == 1):
+                m.d.sync += self.field.eq(0)
+                m.next = "TICK_REPLY"
+            with m.Else():
+                m.next = "TICK_START"
+        self.emit_fields(state, "TICK_REPLY", [(self.step, 4)])
+        with state("FETCH_ARG"):
+            asked, level = self.item[:16], self.host.level
+            fewest = Mux(level < asked, level, asked)
+            limit = Mux(fewest > P.FETCH_MAX, P.FETCH_MAX, fewest)[:16]
+            m.d.sync += [self.count.eq(limit), self.idx.eq(0),
+                         self.emit_word.eq(Cat(self.op | P.REPLY_FLAG, self.tag,
+                                               Const(P.Status.OK, 8), limit)),
+                         self.emit_n.eq(5)]
+            self.call("EMIT", "FETCH_LOOP")
+        with state("FETCH_LOOP"):
+            with m.If(self.idx == self.count):
+                m.next = "SEND"
+            with m.Else():
+                m.d.comb += self.host.r_en.eq(1)
+                m.d.sync += [self.emit_word.eq(self.host.r_data), self.emit_n.eq(6),
+                             self.idx.eq(self.idx + 1)]
+                self.call("EMIT", "FETCH_LOOP")
+
+    # Subroutines -------------------------------------------------------------------------------
+
+    def _subroutines(self, state):
+        m = self.m
+        with state("EMIT"):               # write emit_n bytes of emit_word, LSB first
+            m.d.comb += [self.tx.w_en.eq(1), self.tx.w_data.eq(self.emit_word[:8])]
+            m.d.sync += [self.emit_word.eq(self.emit_word >> 8), self.emit_n.eq(self.emit_n - 1)]
+            with m.If(self.emit_n == 1):
+                self.give_back()
+        with state("LOAD"):               # rx.buf_addr = ptr: the byte arrives next cycle
+            m.next = "LOAD_BYTE"
+        with state("LOAD_BYTE"):
+            m.d.sync += [self.item.eq(self.item | (self.rx.buf_data << (self.item_k * 8))),
+                         self.item_k.eq(self.item_k + 1), self.ptr.eq(self.ptr + 1)]
+            with m.If(self.item_k + 1 >= self.load_n):
+                self.give_back()
+            with m.Else():
+                m.next = "LOAD"

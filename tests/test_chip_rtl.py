@@ -1,0 +1,150 @@
+# amaranth: UnusedElaboratable=no
+"""The chip's gateware against its golden model, byte for byte, through the byte stream.
+
+A host workflow (configure a network, stream inputs, tick, fetch, read back, bad requests and
+garbage) runs against the model through a recording transport; the recorded request bytes are
+then replayed into the gateware and every reply byte must equal the model's.
+"""
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from spikeforge import protocol as P
+from spikeforge.host.link import ChipClient, ChipError, ModelTransport
+from spikeforge.host.network import Network, load, run
+from spikeforge.hw.chip import Chip
+from spikeforge.hw.rtlsim import run_cocotb
+from spikeforge.sim import ChipModel
+from spikeforge.spec import ChipConfig, CoreConfig
+
+CFG = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=64, weights_per_word=4), n_cores=3,
+                 n_inputs=16, route_entries=256, max_host_events=128, host_buffer=64)
+
+
+class RecordingTransport(ModelTransport):
+    """A model transport that keeps every request chunk and the model's reply to it."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.requests, self.replies = [], []
+
+    def write(self, data: bytes):
+        reply = self.model.feed(data)
+        self.requests.append(bytes(data))
+        self.replies.append(reply)
+        self._pending += reply
+
+
+def replay_on_gateware(transport, seed, gap=0.1, stall=0.2):
+    def pack(chunks):
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+        return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
+    requests, request_offsets = pack(transport.requests)
+    replies, reply_offsets = pack(transport.replies)
+    return run_cocotb(Chip(CFG), "chip", "spikeforge.hw.chip_testbench", "byte_exchange",
+                      {"seed": np.array(seed), "gap_prob": np.array(gap),
+                       "stall_prob": np.array(stall), "requests": requests,
+                       "request_offsets": request_offsets, "replies": replies,
+                       "reply_offsets": reply_offsets})
+
+
+def random_network(rng, recurrent):
+    net = Network()
+    inp = net.add_input("in", 12)
+    a = net.add_population("a", 20, alpha=int(rng.integers(0, 4097)), beta=3800,
+                           threshold=150, reset=1, refractory=1, record=True)
+    b = net.add_population("b", 14, beta=3500, threshold=120, record=True)
+    dense = rng.random
+    net.connect(inp, a, rng.integers(-30, 110, (12, 20)) * (dense((12, 20)) < 0.4))
+    net.connect(a, b, rng.integers(-40, 100, (20, 14)) * (dense((20, 14)) < 0.4))
+    if recurrent:
+        net.connect(b, a, rng.integers(-60, 60, (14, 20)) * (dense((14, 20)) < 0.3))
+    return net
+
+
+@pytest.mark.parametrize("seed, recurrent", [(1, False), (2, True)])
+def test_network_run_matches_model_byte_for_byte(seed, recurrent):
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    transport = RecordingTransport(ChipModel(CFG))
+    client = ChipClient(transport)
+    net = random_network(rng, recurrent)
+    image = net.compile(CFG)
+    load(client, image)
+    raster = (rng.random((200, 12)) < 0.2).astype(int)
+    spikes = run(client, image, {"in": raster})
+    assert sum(s.sum() for s in spikes.values()) > 50     # the run exercises the network
+    client.read_weights(1, 0, 64 * 4)
+    client.read_params(0, 0, 16)
+    client.read_state(2, 0, 16)
+    client.read_route_index(0, CFG.n_sources)
+    client.read_route_dest(0, 100)
+    client.status()
+    replay_on_gateware(transport, seed)
+
+
+def test_errors_garbage_and_recovery_match_model_byte_for_byte():
+    seed = 7
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    transport = RecordingTransport(ChipModel(CFG))
+    client = ChipClient(transport)
+    client.write_route_index(CFG.input_source(0), [(0, 3)])
+    client.write_route_dest(0, [(0, 1), (2, 5), (P.HOST_CORE, 0)])
+    bad = [
+        (P.Op.WRITE_WEIGHTS, bytes([3]) + struct.pack("<I", 0) + bytes(4)),
+        (P.Op.WRITE_WEIGHTS, bytes([0]) + struct.pack("<I", 64 * 4 - 1) + bytes(8)),
+        (P.Op.WRITE_WEIGHTS, bytes([0]) + struct.pack("<I", 0) + bytes(5)),
+        (P.Op.READ_WEIGHTS, bytes([0]) + struct.pack("<IH", 0, 0)),
+        (P.Op.READ_WEIGHTS, bytes([0]) + struct.pack("<IH", 0, 300)),
+        (P.Op.WRITE_PARAMS, bytes([0]) + struct.pack("<H", 16) + bytes(8)),
+        (P.Op.WRITE_PARAMS, bytes([0]) + struct.pack("<H", 0) + (4097).to_bytes(8, "little")),
+        (P.Op.WRITE_STATE, bytes([1]) + struct.pack("<H", 0) + (1 << 36).to_bytes(5, "little")),
+        (P.Op.WRITE_ROUTE_INDEX, struct.pack("<HHH", 0, 250, 7)),
+        (P.Op.WRITE_ROUTE_INDEX, struct.pack("<HHH", CFG.n_sources, 0, 1)),
+        (P.Op.WRITE_ROUTE_DEST, struct.pack("<HBH", 0, 3, 0)),
+        (P.Op.WRITE_ROUTE_DEST, struct.pack("<HBH", 0, P.HOST_CORE, 1)),
+        (P.Op.INPUT, struct.pack("<HH", 1, 16)),
+        (P.Op.INPUT, b"\x01"),
+        (P.Op.TICK, struct.pack("<H", 0)),
+        (P.Op.FETCH, b"\x01"),
+        (P.Op.IDENTIFY, b"\x00"),
+        (0x7E, b""), (0x42, b"\x01\x02"),
+    ]
+    for op, args in bad:
+        if isinstance(op, P.Op):
+            with pytest.raises(ChipError):
+                client.call(op, args)
+        else:                                    # unknown opcodes
+            transport.write(P.request(op, 1, args))
+            assert P.decode_frame(transport.read_frame())[2] == P.Status.UNKNOWN_OP
+    client.input([0] * 42)                       # 126 routed events: under the limit
+    with pytest.raises(ChipError, match="LIMIT"):
+        client.input([0])
+    client.tick(3)
+    client.fetch()
+    good = P.request(P.Op.TICK, 9, b"\x01\x00")
+    for _ in range(60):                          # garbage, flips, truncation, oversize
+        kind = rng.choice(["junk", "flip", "truncate", "oversize", "empty"])
+        if kind == "junk":
+            chunk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30))) + b"\x00"
+        elif kind == "flip":
+            frame = bytearray(good)
+            frame[rng.randrange(len(frame) - 1)] ^= 1 << rng.randrange(8)
+            chunk = bytes(frame)
+        elif kind == "truncate":
+            chunk = good[:rng.randrange(1, len(good) - 1)] + b"\x00"
+        elif kind == "oversize":
+            chunk = bytes(rng.randrange(1, 256) for _ in range(P.MAX_ENCODED + 3)) + b"\x00"
+        else:
+            chunk = b"\x00\x00"
+        transport.write(chunk)
+        transport._pending.clear()
+    client.identify()
+    client.reset()
+    client.status()
+    replay_on_gateware(transport, seed, gap=0.3, stall=0.3)
+
