@@ -77,7 +77,10 @@ class ChipClient:
             raise LinkError(f"reply to {op.name} does not decode: {exc}") from None
         if len(payload) < 3 or payload[0] not in (op | P.REPLY_FLAG, P.ERROR_OP):
             raise LinkError(f"unexpected reply to {op.name}: {payload[:8].hex()}")
-        status = P.Status(payload[2])
+        try:
+            status = P.Status(payload[2])
+        except ValueError:
+            raise LinkError(f"reply to {op.name} has unknown status {payload[2]}") from None
         if payload[0] == P.ERROR_OP or payload[1] != self._tag:
             raise LinkError(f"the chip could not decode {op.name}: {status.name}")
         if status != P.Status.OK:

@@ -62,11 +62,11 @@ class Status(enum.IntEnum):
     OK = 0
     BAD_CRC = 1          #: the frame's CRC did not match
     BAD_FRAME = 2        #: COBS decoding failed or the frame is shorter than opcode + tag + CRC
-    TOO_LONG = 3         #: the frame exceeded MAX_ENCODED bytes before its delimiter
+    TOO_LONG = 3         #: over MAX_ENCODED bytes before the delimiter, or payload > MAX_PAYLOAD
     UNKNOWN_OP = 4       #: no such opcode
     BAD_LENGTH = 5       #: the arguments' length does not fit the opcode
-    BAD_ADDRESS = 6      #: a core, neuron, word, route entry or input id out of range
-    BAD_VALUE = 7        #: a field value out of range (e.g. a decay above 2**F)
+    BAD_ADDRESS = 6      #: a core (of a core memory), neuron, word, route entry or input id
+    BAD_VALUE = 7        #: a field value out of range (a decay above 2**F, a route destination)
     LIMIT = 8            #: more input events in this step than the chip accepts
 
 
