@@ -653,3 +653,41 @@ class _Engine:
                 self.give_back()
             with m.Else():
                 m.next = "LOAD"
+
+
+class ChipOverUART(wiring.Component):
+    """The chip behind an 8N1 UART (`rx`/`tx` lines, `divisor` clock cycles per bit).
+
+    Received bytes pass through a FIFO of `rx_fifo_depth` bytes (default: one maximal frame), so a
+    host that sends its next request before the previous reply has been read loses nothing; a
+    byte that finds the FIFO full is counted by the receiver's `overflow`. UART framing errors
+    are reported in READ_STATUS.
+    """
+
+    def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1):
+        from .uart import UARTReceiver, UARTTransmitter
+        self.chip = Chip(cfg)
+        self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
+        self.rx_fifo_depth = rx_fifo_depth
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "rx_overflow": Out(COUNTER_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.chip, chip = self.chip, self.chip
+        m.submodules.uart_rx, m.submodules.uart_tx = self.receiver, self.transmitter
+        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.d.comb += [
+            self.receiver.rx.eq(self.rx), self.tx.eq(self.transmitter.tx),
+            fifo.w_data.eq(self.receiver.o.payload), fifo.w_en.eq(self.receiver.o.valid),
+            self.receiver.o.ready.eq(fifo.w_rdy),
+            chip.i.payload.eq(fifo.r_data), chip.i.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(chip.i.ready),
+            chip.uart_framing_errors.eq(self.receiver.framing_errors),
+            self.rx_overflow.eq(self.receiver.overflow),
+        ]
+        wiring.connect(m, chip.o, self.transmitter.i)
+        return m

@@ -71,3 +71,61 @@ async def byte_exchange(dut):
     result["cycles"] = np.array(cycles)
     np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
     assert "failure" not in result, result.get("failure")
+
+
+@cocotb.test()
+async def uart_exchange(dut):
+    """The same comparison through the UART lines, one bit per `divisor` cycles."""
+    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+        sc = {k: f[k] for k in f.files}
+    d = int(sc["divisor"])
+    data, offsets = sc["requests"].tobytes(), sc["request_offsets"]
+    replies, reply_offsets = sc["replies"].tobytes(), sc["reply_offsets"]
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rx.value = 1
+    dut.rst.value = 1
+    await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    got = bytearray()
+    line = {"bits": [], "last": 1, "countdown": 0}
+
+    def sample_tx(level):
+        """Decode the tx line: mid-bit samples after each falling start edge."""
+        if line["countdown"]:
+            line["countdown"] -= 1
+            if line["countdown"] % d == 0 and line["countdown"] < 9 * d:
+                line["bits"].append(level)
+                if len(line["bits"]) == 9:           # 8 data bits and the stop bit
+                    if line["bits"][8] != 1:
+                        raise AssertionError("the chip sent a byte without a stop bit")
+                    got.append(sum(b << i for i, b in enumerate(line["bits"][:8])))
+                    line["bits"], line["countdown"] = [], 0
+        elif line["last"] == 1 and level == 0:
+            line["countdown"] = d // 2 + 9 * d + 1
+            line["countdown"] -= 1
+        line["last"] = level
+
+    result = {}
+    for r in range(len(offsets) - 1):
+        chunk = data[offsets[r]:offsets[r + 1]]
+        want = replies[reply_offsets[r]:reply_offsets[r + 1]]
+        start = len(got)
+        bits = [b for byte in chunk for b in [0] + [(byte >> i) & 1 for i in range(8)] + [1]]
+        for bit in bits:
+            dut.rx.value = bit
+            for _ in range(d):
+                await RisingEdge(dut.clk)
+                sample_tx(int(dut.tx.value))
+        for _ in range(200 * d * (len(want) + 4)):
+            if len(got) - start >= len(want):
+                break
+            await RisingEdge(dut.clk)
+            sample_tx(int(dut.tx.value))
+        if bytes(got[start:]) != want:
+            result["failure"] = (f"request {r}: expected reply {want.hex()}, got "
+                                 f"{bytes(got[start:]).hex()}")
+            break
+    result["bytes"] = np.array(len(got))
+    np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
+    assert "failure" not in result, result.get("failure")
