@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from spikeforge import protocol as P
 from spikeforge.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
 
-__all__ = ["ChipError", "LinkError", "ModelTransport", "ChipClient", "Identity"]
+__all__ = ["ChipError", "LinkError", "ModelTransport", "RecordingTransport", "ChipClient",
+           "Identity"]
 
 
 class LinkError(IOError):
@@ -45,6 +46,22 @@ class ModelTransport:
         body = bytes(self._pending[:end])
         del self._pending[:end + 1]
         return body
+
+
+class RecordingTransport(ModelTransport):
+    """A model transport that keeps every request chunk and the model's reply to it, so the
+    same bytes can be replayed into the gateware (`spikeforge.hw.rtlsim.run_chip_exchange`)."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.requests: list[bytes] = []
+        self.replies: list[bytes] = []
+
+    def write(self, data: bytes):
+        reply = self.model.feed(data)
+        self.requests.append(bytes(data))
+        self.replies.append(reply)
+        self._pending += reply
 
 
 @dataclass(frozen=True)

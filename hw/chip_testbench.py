@@ -33,8 +33,9 @@ async def byte_exchange(dut):
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
-    result, cycles = {}, 0
+    result, cycles, request_cycles = {}, 0, []
     for r in range(len(offsets) - 1):
+        started = cycles
         chunk = data[offsets[r]:offsets[r + 1]]
         want = replies[reply_offsets[r]:reply_offsets[r + 1]]
         got = bytearray()
@@ -66,9 +67,11 @@ async def byte_exchange(dut):
                 f"byte {k}: expected {want[k:k + 16].hex()}, got {bytes(got[k:k + 16]).hex()} "
                 f"({len(got)} of {len(want)} bytes)")
             break
+        request_cycles.append(cycles - started - idle)   # up to the last reply byte
         if r % max(1, (len(offsets) - 1) // 10) == 0:
             dut._log.info("request %d/%d matched (%d cycles)", r + 1, len(offsets) - 1, cycles)
     result["cycles"] = np.array(cycles)
+    result["request_cycles"] = np.array(request_cycles, dtype=np.int64)
     np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
     assert "failure" not in result, result.get("failure")
 

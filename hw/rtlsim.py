@@ -174,3 +174,24 @@ def make_scenario(params, weights, step_events, *, init_state=None, **options) -
         for name, array in zip(("init_v", "init_i", "init_ref"), init_state):
             scenario[name] = np.asarray(array, dtype=np.int64)
     return scenario
+
+
+def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed: int = 1,
+                      gap_prob: float = 0.0, stall_prob: float = 0.0) -> dict:
+    """Send request chunks to the chip's gateware and check its replies equal `replies`.
+
+    Returns the bench's results, among them `request_cycles` (cycles from a chunk's first byte
+    to its last reply byte). Raises `SimulationFailed` naming the first differing reply.
+    """
+    from .chip import Chip
+
+    def pack(chunks):
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+        return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
+    request_bytes, request_offsets = pack(requests)
+    reply_bytes, reply_offsets = pack(replies)
+    return run_cocotb(Chip(cfg), "chip", "spikeforge.hw.chip_testbench", "byte_exchange",
+                      {"seed": np.array(seed), "gap_prob": np.array(gap_prob),
+                       "stall_prob": np.array(stall_prob), "requests": request_bytes,
+                       "request_offsets": request_offsets, "replies": reply_bytes,
+                       "reply_offsets": reply_offsets})

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from spikeforge import protocol as P
-from spikeforge.host.link import ChipClient, ChipError, ModelTransport
+from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
 from spikeforge.host.network import Network, load, run
-from spikeforge.hw.chip import Chip
-from spikeforge.hw.rtlsim import run_cocotb
+from spikeforge.hw.rtlsim import run_chip_exchange, run_cocotb
 from spikeforge.sim import ChipModel
 from spikeforge.spec import ChipConfig, CoreConfig
 
@@ -24,31 +23,9 @@ CFG = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=64, weights_per_word=4), 
                  n_inputs=16, route_entries=256, max_host_events=128, host_buffer=64)
 
 
-class RecordingTransport(ModelTransport):
-    """A model transport that keeps every request chunk and the model's reply to it."""
-
-    def __init__(self, model):
-        super().__init__(model)
-        self.requests, self.replies = [], []
-
-    def write(self, data: bytes):
-        reply = self.model.feed(data)
-        self.requests.append(bytes(data))
-        self.replies.append(reply)
-        self._pending += reply
-
-
 def replay_on_gateware(transport, seed, gap=0.1, stall=0.2):
-    def pack(chunks):
-        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-        return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
-    requests, request_offsets = pack(transport.requests)
-    replies, reply_offsets = pack(transport.replies)
-    return run_cocotb(Chip(CFG), "chip", "spikeforge.hw.chip_testbench", "byte_exchange",
-                      {"seed": np.array(seed), "gap_prob": np.array(gap),
-                       "stall_prob": np.array(stall), "requests": requests,
-                       "request_offsets": request_offsets, "replies": replies,
-                       "reply_offsets": reply_offsets})
+    return run_chip_exchange(CFG, transport.requests, transport.replies, seed=seed,
+                             gap_prob=gap, stall_prob=stall)
 
 
 def random_network(rng, recurrent):
