@@ -25,7 +25,7 @@ from spikeforge.sim.lif import lif_update
 from spikeforge.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
 
 __all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "load",
-           "run"]
+           "run", "run_on_rtl"]
 
 
 class NetworkDoesNotFit(ValueError):
@@ -278,3 +278,24 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
             name, index = image.source_owner[source]
             out[name][step - first_step, index] = True
     return out
+
+
+def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None, *,
+               seed: int = 1) -> dict[str, np.ndarray]:
+    """Run on the Verilator-simulated chip gateware; return the recorded spikes like `run`.
+
+    The session (load, then run) is driven through the golden model while its request bytes are
+    recorded; the same bytes are then replayed into the gateware (built once per configuration
+    and cached), whose every reply byte must equal the model's (`SimulationFailed` otherwise).
+    The spikes returned are therefore the gateware's.
+    """
+    from spikeforge.hw.rtlsim import run_chip_exchange
+    from spikeforge.sim import ChipModel
+
+    from .link import ChipClient, RecordingTransport
+    transport = RecordingTransport(ChipModel(image.config))
+    client = ChipClient(transport)
+    load(client, image)
+    spikes = run(client, image, inputs, steps)
+    run_chip_exchange(image.config, transport.requests, transport.replies, seed=seed)
+    return spikes

@@ -14,7 +14,7 @@ import pytest
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
-from spikeforge.host.network import Network, load, run
+from spikeforge.host.network import Network, load, run, run_on_rtl
 from spikeforge.hw.rtlsim import run_chip_exchange, run_cocotb
 from spikeforge.sim import ChipModel
 from spikeforge.spec import ChipConfig, CoreConfig
@@ -170,3 +170,14 @@ def test_chip_over_uart_answers_like_the_model():
                          "replies": np.frombuffer(b"".join(transport.replies), dtype=np.uint8),
                          "reply_offsets": reply_offsets.astype(np.int64)})
     assert int(result["bytes"]) == int(reply_offsets[-1])
+
+
+def test_run_on_rtl_returns_the_reference_spikes():
+    """The user-facing entry point: a network run on the simulated gateware."""
+    rng = np.random.default_rng(4)
+    net = random_network(rng, recurrent=True)
+    raster = (rng.random((60, 12)) < 0.25).astype(int)
+    got = run_on_rtl(net.compile(SMALL), {"in": raster})
+    want = net.reference(SMALL.core, {"in": raster}, 60)
+    assert all((got[name] == want[name]).all() for name in want)
+    assert sum(w.sum() for w in want.values()) > 10
