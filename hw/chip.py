@@ -340,7 +340,7 @@ class _Engine:
             (address < core.n_axons)
 
     def _bulk_write(self, state):
-        m, cfg = self.m, self.cfg
+        m = self.m
         with state("COUNT_ITEMS"):        # n_items, rem = divmod(length - head, nbytes)
             with m.If(self.rem >= self.nbytes):
                 m.d.sync += [self.rem.eq(self.rem - self.nbytes),
@@ -357,14 +357,7 @@ class _Engine:
             m.d.sync += [self.idx.eq(0), self.addr_bad.eq(0), self.value_bad.eq(0),
                          self.routed.eq(0)]
             end = self._first_of(self.item) + self.n_items
-            with m.If(self.is_kind("weights", "params", "state") &
-                      (self.item[:8] >= cfg.n_cores)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("params", "state") & (end > cfg.core.n_neurons)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("index") & (end > cfg.n_sources)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("dest") & (end > cfg.route_entries)):
+            with m.If(self.out_of_range(self.item[:8], end)):
                 self.fail(P.Status.BAD_ADDRESS)
             with m.Else():
                 m.d.sync += self.head_end.eq(self.ptr)
@@ -395,6 +388,15 @@ class _Engine:
             with m.If(self.cfg_resp_valid):
                 m.d.sync += self.idx.eq(self.idx + 1)
                 m.next = "APPLY"
+
+    def out_of_range(self, core, end):
+        """A block request names a core that does not exist or runs past its memory's end
+        (weight words are checked one by one, in the validation pass or SLOT_SCAN)."""
+        cfg = self.cfg
+        return ((self.is_kind("weights", "params", "state") & (core >= cfg.n_cores)) |
+                (self.is_kind("params", "state") & (end > cfg.core.n_neurons)) |
+                (self.is_kind("index") & (end > cfg.n_sources)) |
+                (self.is_kind("dest") & (end > cfg.route_entries)))
 
     def _first_of(self, head):
         """The `first` field of a head loaded into `head` (layout depends on the kind)."""
@@ -482,7 +484,7 @@ class _Engine:
     # Block reads -------------------------------------------------------------------------------
 
     def _block_read(self, state):
-        m, cfg = self.m, self.cfg
+        m = self.m
         with state("READ_CHECK"):
             head = self.item
             count = Mux(self.is_kind("weights"), head[40:56],
@@ -492,14 +494,7 @@ class _Engine:
             end = self._first_of(head) + count
             with m.If((count == 0) | (3 + count * self.nbytes > P.MAX_PAYLOAD)):
                 self.fail(P.Status.BAD_LENGTH)
-            with m.Elif(self.is_kind("weights", "params", "state") &
-                        (head[:8] >= cfg.n_cores)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("params", "state") & (end > cfg.core.n_neurons)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("index") & (end > cfg.n_sources)):
-                self.fail(P.Status.BAD_ADDRESS)
-            with m.Elif(self.is_kind("dest") & (end > cfg.route_entries)):
+            with m.Elif(self.out_of_range(head[:8], end)):
                 self.fail(P.Status.BAD_ADDRESS)
             with m.Else():
                 m.next = "SLOT_SCAN"
