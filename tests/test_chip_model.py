@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+from garbage import garbage_chunk
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, ModelTransport
@@ -209,21 +210,8 @@ def test_fuzzed_bytes_never_hang_and_leave_state_unchanged():
     before = snapshot(model)
     good = P.request(P.Op.WRITE_PARAMS, 1, bytes([0]) + struct.pack("<H", 3) + bytes(8))
     for trial in range(400):
-        kind = rng.choice(["random", "flip", "truncate", "oversize", "burst"])
-        if kind == "random":
-            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
-        elif kind == "flip":
-            frame = bytearray(good)
-            frame[rng.randrange(len(frame) - 1)] ^= 1 << rng.randrange(8)
-            junk = bytes(frame)
-        elif kind == "truncate":
-            junk = good[:rng.randrange(1, len(good) - 1)] + b"\x00"
-        elif kind == "oversize":
-            junk = bytes(rng.randrange(1, 256) for _ in range(P.MAX_ENCODED + 10)) + b"\x00"
-        else:
-            junk = b"".join(bytes(rng.randrange(1, 256) for _ in range(5)) + b"\x00"
-                            for _ in range(rng.randrange(2, 6)))
-        replies = model.feed(junk + b"\x00")       # a delimiter ends whatever is pending
+        kind, junk = garbage_chunk(rng, good)
+        replies = model.feed(junk)
         for body in replies.split(b"\x00")[:-1]:
             payload = P.decode_frame(body)           # every reply is itself a valid frame
             # CRC-16 catches every single-bit flip; nothing in this seeded junk is a request.

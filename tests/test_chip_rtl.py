@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 import pytest
+from garbage import garbage_chunk
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
@@ -114,19 +115,7 @@ def test_errors_garbage_and_recovery_match_model_byte_for_byte():
     client.fetch()
     good = P.request(P.Op.TICK, 9, b"\x01\x00")
     for _ in range(60):                          # garbage, flips, truncation, oversize
-        kind = rng.choice(["junk", "flip", "truncate", "oversize", "empty"])
-        if kind == "junk":
-            chunk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30))) + b"\x00"
-        elif kind == "flip":
-            frame = bytearray(good)
-            frame[rng.randrange(len(frame) - 1)] ^= 1 << rng.randrange(8)
-            chunk = bytes(frame)
-        elif kind == "truncate":
-            chunk = good[:rng.randrange(1, len(good) - 1)] + b"\x00"
-        elif kind == "oversize":
-            chunk = bytes(rng.randrange(1, 256) for _ in range(P.MAX_ENCODED + 3)) + b"\x00"
-        else:
-            chunk = b"\x00\x00"
+        _, chunk = garbage_chunk(rng, good)
         transport.write(chunk)
         transport._pending.clear()
     client.identify()
