@@ -21,6 +21,7 @@ from cocotb.triggers import RisingEdge
 from spikeforge import protocol as P
 
 from .framing import FrameReceiver, FrameTransmitter
+from .rtlsim import high
 
 
 class FrameEcho(wiring.Component):
@@ -131,10 +132,10 @@ async def echo_traffic(dut):
         cycles += 1
         if cycles > 200 * len(sent) + 100000:
             break
-        if valid and dut.i__ready.value:
+        if valid and high(dut.i__ready):
             index += 1
             valid = False
-        if ready and dut.o__valid.value:
+        if ready and high(dut.o__valid):
             received.append(dut.o__payload.value.to_unsigned())
         if not valid and index < len(sent) and rng.random() >= gap:
             dut.i__payload.value = sent[index]

@@ -15,6 +15,8 @@ from cocotb.triggers import RisingEdge
 
 from spikeforge import protocol as P
 
+from .rtlsim import high
+
 
 def expected_outputs(index, dests, sources, n_sources):
     events, host, bad = [], [], 0
@@ -66,17 +68,17 @@ async def route_traffic(dut):
     events, host = [], []
     sent, valid, ev_ready, host_ready, cycles = 0, False, False, False, 0
     limit = 20 * (len(sources) + len(want_events) + len(want_host)) + 1000
-    while cycles < limit and (sent < len(sources) or int(dut.busy.value)
+    while cycles < limit and (sent < len(sources) or high(dut.busy)
                               or len(events) < len(want_events) or len(host) < len(want_host)):
         await RisingEdge(dut.clk)
         cycles += 1
-        if valid and dut.i_source__ready.value:
+        if valid and high(dut.i_source__ready):
             sent += 1
             valid = False
-        if ev_ready and dut.o_event__valid.value:
+        if ev_ready and high(dut.o_event__valid):
             word = dut.o_event__payload.value.to_unsigned()
             events.append((word & 0xFF, word >> 8))
-        if host_ready and dut.o_host__valid.value:
+        if host_ready and high(dut.o_host__valid):
             host.append(dut.o_host__payload.value.to_unsigned())
         if not valid and sent < len(sources) and rng.random() >= gap:
             dut.i_source__payload.value = sources[sent]

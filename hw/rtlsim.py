@@ -27,6 +27,8 @@ __all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make
            "SimulationFailed"]
 
 TOPLEVEL = "lif_core"
+#: Bump when the build options below change, so cached builds are not reused.
+BUILD_KEY = "timescale 1ns/1ps, -O3"
 
 
 class SimulationFailed(AssertionError):
@@ -58,6 +60,16 @@ def _cache_root() -> Path:
     return Path(os.environ.get("SPIKEFORGE_BUILD_DIR", default))
 
 
+def _settle_combinational_logic_at_start(source: str) -> str:
+    """Make Icarus evaluate every combinational block once at the start of simulation.
+
+    Icarus does not run an `always @*` block until one of its inputs changes, so a block whose
+    inputs never change (a constant, a register held at its initial value) stays X. SystemVerilog
+    `always_comb` (Icarus with -g2012) runs once at time zero and is otherwise the same here.
+    """
+    return source.replace("always @*", "always_comb")
+
+
 def build_design(design, toplevel: str):
     """Convert an Amaranth component to Verilog and build it (cached by the Verilog's hash).
 
@@ -73,19 +85,23 @@ def build_design(design, toplevel: str):
         # breaks builds that Verilator splits into several files; supply it as a make variable.
         os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     source = verilog.convert(design, name=toplevel, emit_src=False)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    if sim == "icarus":
+        source = _settle_combinational_logic_at_start(source)
+    # The build directory is keyed by everything that goes into the build.
+    digest = hashlib.sha256((source + BUILD_KEY).encode()).hexdigest()[:16]
     build_dir = _cache_root() / f"{sim}-{toplevel}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
     if not verilog_path.exists() or verilog_path.read_text() != source:
         verilog_path.write_text(source)
     runner = get_runner(sim)
-    build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else []
+    build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else ["-g2012"]
     if sim == "verilator" and os.environ.get("SPIKEFORGE_WAVES"):
         build_args.append("--trace-fst")
+    # Amaranth's Verilog carries no `timescale; without one Icarus counts in whole seconds.
     runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
-                 always=False, log_file=build_dir / "build.log")
+                 always=False, log_file=build_dir / "build.log", timescale=("1ns", "1ps"))
     return runner, build_dir
 
 
@@ -106,7 +122,7 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
                "PYGPI_PYTHON_BIN": sys.executable,
                "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
         if simulator_name() == "icarus":
-            env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
+            env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"  # triples Icarus's speed (TOOLCHAIN.md)
         try:
             runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
                         build_dir=build_dir, test_dir=work, extra_env=env,
@@ -195,3 +211,14 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
                        "stall_prob": np.array(stall_prob), "requests": request_bytes,
                        "request_offsets": request_offsets, "replies": reply_bytes,
                        "reply_offsets": reply_offsets})
+
+
+def high(handle) -> bool:
+    """Whether a 1-bit simulator signal is 1; an unknown (X/Z) value counts as 0.
+
+    Icarus leaves some combinational outputs at X until their inputs first change (Amaranth's
+    Verilog settles them by an event that Icarus may not deliver at time 0); they are never X
+    once the design runs, so treating X as 0 only matters in the first cycles after reset.
+    """
+    value = handle.value
+    return value.is_resolvable and bool(value)

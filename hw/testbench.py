@@ -41,6 +41,7 @@ from .layouts import (
     spike_layout,
     unpack,
 )
+from .rtlsim import high
 from .synapse import synapse_word_bits
 
 
@@ -82,17 +83,17 @@ class StreamBench:
         await RisingEdge(dut.clk)
         self.cycles += 1
         # Sample the transfers that happened at this edge.
-        if self._cmd_valid and dut.i_cmd__ready.value:
+        if self._cmd_valid and high(dut.i_cmd__ready):
             self.cmds.popleft()
             self.cmd_accept_cycles.append(self.cycles)
             self._cmd_valid = False
-        if self._req_valid and dut.i_cfg__ready.value:
+        if self._req_valid and high(dut.i_cfg__ready):
             self.requests.popleft()
             self._req_valid = False
-        if self._spike_ready and dut.o_spike__valid.value:
+        if self._spike_ready and high(dut.o_spike__valid):
             word = dut.o_spike__payload.value.to_unsigned()
             self.outputs.append(dict(unpack(self._spike_layout, word), cycle=self.cycles))
-        if self._resp_ready and dut.o_cfg__valid.value:
+        if self._resp_ready and high(dut.o_cfg__valid):
             self.responses.append(unpack(self._resp_layout, dut.o_cfg__payload.value.to_unsigned()))
         # Drive the next cycle; a valid, once raised, stays up with its payload until taken.
         if not self._cmd_valid and self.cmds and not self._gap_this_cycle():
