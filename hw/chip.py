@@ -28,8 +28,9 @@ from spikeforge.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_field
 
 from .arith import bump
 from .core import LIFCore
+from .delivery import Delivery
 from .framing import FrameReceiver, FrameTransmitter
-from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout
+from .layouts import ConfigSpace, CoreOp, SpikeKind
 from .router import Router
 from .synapse import synapse_word_bits
 
@@ -58,7 +59,8 @@ SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
 class Chip(wiring.Component):
     """The whole chip behind the byte stream `i` / `o` (see module docstring).
 
-    `uart_framing_errors` is reported in READ_STATUS (tie it to 0 without a UART).
+    `uart_framing_errors` and `uart_overflows` are reported in READ_STATUS (tie them to 0
+    without a UART).
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16):
@@ -68,6 +70,7 @@ class Chip(wiring.Component):
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
             "uart_framing_errors": In(COUNTER_WIDTH),
+            "uart_overflows": In(COUNTER_WIDTH),
         })
 
     def item_bytes(self, kind: str) -> int:
@@ -99,17 +102,13 @@ class _Engine:
         wiring.connect(m, wiring.flipped(chip.i), self.rx.i)
         wiring.connect(m, self.tx.o, wiring.flipped(chip.o))
         m.submodules.router = self.router = Router(cfg)
-        self.cores, self.fifos = [], []
-        cmd_width = command_layout(cfg.core).size
+        m.submodules.delivery = self.delivery = Delivery(cfg, cmd_depth=chip.cmd_fifo_depth)
+        self.cores = []
         for c in range(cfg.n_cores):
-            core = LIFCore(cfg.core)
-            fifo = SyncFIFOBuffered(width=cmd_width, depth=chip.cmd_fifo_depth)
-            m.submodules[f"core{c}"], m.submodules[f"cmd_fifo{c}"] = core, fifo
-            m.d.comb += [core.i_cmd.valid.eq(fifo.r_rdy), core.i_cmd.payload.eq(fifo.r_data),
-                         fifo.r_en.eq(core.i_cmd.ready)]
+            m.submodules[f"core{c}"] = core = LIFCore(cfg.core)
+            wiring.connect(m, self.delivery.o_cmd[c], core.i_cmd)
             self.cores.append(core)
-            self.fifos.append(fifo)
-        m.submodules.host_fifo = self.host = SyncFIFOBuffered(width=48, depth=cfg.host_buffer)
+        self.host = self.delivery.o_host
         n_spikes = cfg.n_cores * cfg.core.n_neurons
         m.submodules.spike_buf = spike_buf = Memory(shape=16, depth=n_spikes, init=[])
         self.spike_wr, self.spike_rd = spike_buf.write_port(), spike_buf.read_port()
@@ -135,7 +134,7 @@ class _Engine:
         self.emit_word, self.emit_n = S(64), S(range(9))
         self.field = S(range(64))
         self.step, self.host_events = S(32), S(16)
-        self.host_dropped, self.crc_errors, self.frame_errors = S(32), S(32), S(32)
+        self.crc_errors, self.frame_errors = S(32), S(32)
         self.steps_left = S(16)
         self.drain, self.n_spikes = S(range(cfg.n_cores + 1)), S(range(cfg.n_cores *
                                                                         cfg.core.n_neurons + 1))
@@ -144,30 +143,20 @@ class _Engine:
         self.head_end = S(range(P.MAX_PAYLOAD + 3))     # frame-buffer address of the first item
 
     def _router_outputs(self):
-        m, cfg, router = self.m, self.cfg, self.router
-        event = router.o_event.payload
-        cmd = Signal(command_layout(cfg.core))
-        m.d.comb += [cmd.op.eq(CoreOp.EVENT), cmd.axon.eq(event.axon)]
-        self.engine_cmd = Signal(command_layout(cfg.core))   # TICK / CLEAR from the engine
-        self.engine_cmd_valid = Signal()
-        for c, fifo in enumerate(self.fifos):
-            from_router = router.o_event.valid & (event.core == c)
-            m.d.comb += [fifo.w_en.eq(from_router | self.engine_cmd_valid),
-                         fifo.w_data.eq(Mux(from_router, cmd, self.engine_cmd))]
-            with m.If(from_router):
-                m.d.comb += router.o_event.ready.eq(fifo.w_rdy)
-        # Host destinations: a full host FIFO drops the spike and counts it.
-        m.d.comb += [router.o_host.ready.eq(1), self.host.w_data.eq(Cat(self.step,
-                                                                         router.o_host.payload)),
-                     self.host.w_en.eq(router.o_host.valid)]
-        with m.If(router.o_host.valid & ~self.host.w_rdy):
-            bump(m, self.host_dropped)
+        m, delivery = self.m, self.delivery
+        wiring.connect(m, self.router.o_event, delivery.i_event)
+        wiring.connect(m, self.router.o_host, delivery.i_host)
+        m.d.comb += delivery.step.eq(self.step)
+        self.engine_cmd = delivery.i_engine.payload      # TICK / CLEAR for every core
+        self.engine_cmd_valid = delivery.i_engine.valid
+        self.host_dropped = delivery.host_dropped
 
     def quiet(self):
         """Every core idle, every FIFO empty, the router idle."""
         idle = ~self.router.busy
-        for core, fifo in zip(self.cores, self.fifos):
-            idle &= ~core.o_status.busy & (fifo.level == 0) & ~core.o_spike.valid
+        idle &= self.delivery.empty
+        for core in self.cores:
+            idle &= ~core.o_status.busy & ~core.o_spike.valid
         return idle
 
     # Helpers used inside FSM states ------------------------------------------------------------
@@ -311,20 +300,21 @@ class _Engine:
         m = self.m
         self.emit_fields(state, "IDENTIFY",
                          [(Const(b, 8), 1) for b in P.identify_data(self.cfg)])
-        fields = [(self.step, 4), (self.host_events, 2), (self.host.level, 2),
+        fields = [(self.step, 4), (self.host_events, 2), (self.delivery.host_level, 2),
                   (self.host_dropped, 4), (self.crc_errors, 4), (self.frame_errors, 4),
-                  (self.chip.uart_framing_errors, 4)]
+                  (self.chip.uart_framing_errors, 4), (self.chip.uart_overflows, 4)]
         for core in self.cores:
             fields += [(core.o_status.dropped_bad_axon, 4), (core.o_status.dropped_overflow, 4)]
         self.emit_fields(state, "STATUS", fields)
         with state("RESET"):
             m.d.comb += [self.engine_cmd.op.eq(CoreOp.CLEAR), self.engine_cmd_valid.eq(1)]
-            m.d.sync += [self.step.eq(0), self.host_events.eq(0), self.host_dropped.eq(0),
+            m.d.comb += self.delivery.clear_dropped.eq(1)
+            m.d.sync += [self.step.eq(0), self.host_events.eq(0),
                          self.crc_errors.eq(0), self.frame_errors.eq(0)]
             m.next = "RESET_FLUSH"
         with state("RESET_FLUSH"):
-            m.d.comb += self.host.r_en.eq(1)
-            with m.If(~self.host.r_rdy & self.quiet()):
+            m.d.comb += self.host.ready.eq(1)
+            with m.If(~self.host.valid & self.quiet()):
                 self.reply(Const(P.Status.OK, 8))
 
     # Bulk writes -------------------------------------------------------------------------------
@@ -568,10 +558,7 @@ class _Engine:
                 m.d.sync += self.steps_left.eq(self.item[:16])
                 m.next = "TICK_START"
         with state("TICK_START"):         # TICK to every core at once, behind its events
-            all_ready = Const(1)
-            for fifo in self.fifos:
-                all_ready &= fifo.w_rdy
-            with m.If(all_ready & ~self.router.busy):
+            with m.If(self.delivery.i_engine.ready & ~self.router.busy):
                 m.d.comb += [self.engine_cmd.op.eq(CoreOp.TICK), self.engine_cmd_valid.eq(1)]
                 m.d.sync += [self.drain.eq(0), self.n_spikes.eq(0)]
                 m.next = "DRAIN"
@@ -613,7 +600,7 @@ class _Engine:
                 m.next = "TICK_START"
         self.emit_fields(state, "TICK_REPLY", [(self.step, 4)])
         with state("FETCH_ARG"):
-            asked, level = self.item[:16], self.host.level
+            asked, level = self.item[:16], self.delivery.host_level
             fewest = Mux(level < asked, level, asked)
             limit = Mux(fewest > P.FETCH_MAX, P.FETCH_MAX, fewest)[:16]
             m.d.sync += [self.count.eq(limit), self.idx.eq(0),
@@ -625,8 +612,8 @@ class _Engine:
             with m.If(self.idx == self.count):
                 m.next = "SEND"
             with m.Else():
-                m.d.comb += self.host.r_en.eq(1)
-                m.d.sync += [self.emit_word.eq(self.host.r_data), self.emit_n.eq(6),
+                m.d.comb += self.host.ready.eq(1)
+                m.d.sync += [self.emit_word.eq(self.host.payload), self.emit_n.eq(6),
                              self.idx.eq(self.idx + 1)]
                 self.call("EMIT", "FETCH_LOOP")
 
@@ -655,8 +642,9 @@ class ChipOverUART(wiring.Component):
 
     Received bytes pass through a FIFO of `rx_fifo_depth` bytes (default: one maximal frame), so a
     host that sends its next request before the previous reply has been read loses nothing; a
-    byte that finds the FIFO full is counted by the receiver's `overflow`. UART framing errors
-    are reported in READ_STATUS.
+    byte that finds the FIFO full is counted by the receiver's `overflow`. Both that count and
+    the UART framing errors are reported in READ_STATUS (`uart_overflows`, `uart_framing_errors`)
+    and on the `rx_overflow` port.
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
@@ -682,6 +670,7 @@ class ChipOverUART(wiring.Component):
             chip.i.payload.eq(fifo.r_data), chip.i.valid.eq(fifo.r_rdy),
             fifo.r_en.eq(chip.i.ready),
             chip.uart_framing_errors.eq(self.receiver.framing_errors),
+            chip.uart_overflows.eq(self.receiver.overflow),
             self.rx_overflow.eq(self.receiver.overflow),
         ]
         wiring.connect(m, chip.o, self.transmitter.i)

