@@ -123,7 +123,7 @@ class ChipClient:
     def status(self) -> dict:
         data = self.call(P.Op.READ_STATUS)
         names = ("step", "host_events", "host_pending", "host_dropped", "crc_errors",
-                 "frame_errors", "uart_framing_errors")
+                 "frame_errors", "uart_framing_errors", "uart_overflows")
         head = struct.calcsize(P.STATUS_FORMAT)
         status = dict(zip(names, struct.unpack(P.STATUS_FORMAT, data[:head])))
         status["cores"] = [dict(zip(("dropped_bad_axon", "dropped_overflow"),

@@ -31,6 +31,7 @@ async def byte_exchange(dut):
     dut.i__valid.value = 0
     dut.o__ready.value = 0
     dut.uart_framing_errors.value = 0
+    dut.uart_overflows.value = 0
     dut.rst.value = 1
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)

@@ -150,7 +150,7 @@ class ChipModel:
         _require(not args, P.Status.BAD_LENGTH)
         data = struct.pack(P.STATUS_FORMAT, self.step & 0xFFFFFFFF, self.host_events,
                            len(self.host_out), self.host_dropped, self.crc_errors,
-                           self.frame_errors, 0)
+                           self.frame_errors, 0, 0)
         for core in self.cores:
             data += struct.pack(P.STATUS_CORE_FORMAT, core.dropped_bad_axon,
                                 core.dropped_overflow)

@@ -147,7 +147,7 @@ def identify_data(cfg) -> bytes:
 #: Field layout of the IDENTIFY reply data (see `identify_data`).
 IDENTIFY_FORMAT = "<BBHHHBBBBBBBIHHHH"
 #: READ_STATUS reply: chip fields, then per core (dropped_bad_axon, dropped_overflow).
-STATUS_FORMAT = "<IHHIIII"
+STATUS_FORMAT = "<IHHIIIII"
 STATUS_CORE_FORMAT = "<II"
 #: Bytes of one FETCH entry (step u32, source u16) and the most entries one reply holds.
 FETCH_ENTRY_FORMAT = "<IH"
