@@ -24,12 +24,23 @@ from spikeforge import protocol as P
 from spikeforge.sim.lif import lif_update
 from spikeforge.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
 
-__all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "load",
-           "run", "run_on_rtl"]
+__all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "SpikesLost",
+           "load", "run", "run_on_rtl"]
 
 
 class NetworkDoesNotFit(ValueError):
     """The network needs more neurons, axons or route entries than the chip has."""
+
+
+class SpikesLost(RuntimeError):
+    """The chip dropped output spikes or input events during a run (its counters say how many).
+
+    `spikes` holds what did arrive (as `run` would return it), `counters` the counters that grew.
+    """
+
+    def __init__(self, message: str, spikes: dict, counters: dict):
+        super().__init__(message)
+        self.spikes, self.counters = spikes, counters
 
 
 @dataclass
@@ -260,10 +271,15 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
     """Stream `inputs` (group -> steps x size event counts) and return recorded spikes.
 
     Returns population -> steps x size bool for every recorded population.
+    Raises `SpikesLost` (with the spikes that did arrive) if the chip counted any dropped output
+    spike or input event during the run: a step produced more recorded spikes than the chip's
+    host buffer holds (`ChipConfig.host_buffer`), or more events reached a core than its per-step
+    cap.
     """
     if steps is None:
         steps = max((len(r) for r in inputs.values()), default=0)
-    first_step = client.status()["step"]
+    before = client.status()
+    first_step = before["step"]
     out = {name: np.zeros((steps, len(image.placement[name])), dtype=bool)
            for name in image.recorded}
     for t in range(steps):
@@ -277,7 +293,26 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
         for step, source in client.fetch():
             name, index = image.source_owner[source]
             out[name][step - first_step, index] = True
+    _check_nothing_lost(before, client.status(), out)
     return out
+
+
+def _loss_counters(status: dict) -> dict:
+    counters = {"host_dropped": status["host_dropped"]}
+    for c, core in enumerate(status["cores"]):
+        counters.update({f"core{c}_{name}": value for name, value in core.items()})
+    return counters
+
+
+def _check_nothing_lost(before: dict, after: dict, spikes: dict):
+    grown = {name: value - _loss_counters(before)[name]
+             for name, value in _loss_counters(after).items()
+             if value != _loss_counters(before)[name]}
+    if grown:
+        detail = ", ".join(f"{name} +{n}" for name, n in grown.items())
+        raise SpikesLost(f"the chip dropped events during the run ({detail}); see READ_STATUS in "
+                         "docs/protocol.md (record fewer neurons, or raise host_buffer)",
+                         spikes, grown)
 
 
 def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None, *,

@@ -9,7 +9,7 @@ from garbage import garbage_chunk
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, ModelTransport
-from spikeforge.host.network import Network, NetworkDoesNotFit, load, run
+from spikeforge.host.network import Network, NetworkDoesNotFit, SpikesLost, load, run
 from spikeforge.sim import ChipModel
 from spikeforge.spec import ChipConfig, CoreConfig
 
@@ -221,3 +221,21 @@ def test_fuzzed_bytes_never_hang_and_leave_state_unchanged():
     status = client.status()
     assert status["crc_errors"] + status["frame_errors"] > 300
     assert_same(before, snapshot(model))
+
+
+def test_run_reports_spikes_the_host_buffer_could_not_hold():
+    """Every input spikes every neuron: 8 recorded spikes per step into a buffer of 3."""
+    cfg = ChipConfig(core=CoreConfig(n_neurons=8, n_axons=8, weights_per_word=1), n_cores=1,
+                     n_inputs=1, route_entries=16, max_host_events=8, host_buffer=3)
+    net = Network()
+    inp = net.add_input("in", 1)
+    out = net.add_population("out", 8, beta=0, threshold=10, record=True)
+    net.connect(inp, out, np.full((1, 8), 100))
+    image = net.compile(cfg)
+    client = client_for(cfg)
+    load(client, image)
+    with pytest.raises(SpikesLost, match=r"host_dropped \+15") as lost:
+        run(client, image, {"in": np.ones((3, 1), dtype=int)})
+    assert lost.value.counters == {"host_dropped": 15}
+    assert lost.value.spikes["out"].sum() == 9          # 3 kept per step, in neuron order
+    assert lost.value.spikes["out"][:, :3].all()

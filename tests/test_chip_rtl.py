@@ -15,7 +15,7 @@ from garbage import garbage_chunk
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
-from spikeforge.host.network import Network, load, run, run_on_rtl
+from spikeforge.host.network import Network, SpikesLost, load, run, run_on_rtl
 from spikeforge.hw.rtlsim import run_chip_exchange, run_cocotb
 from spikeforge.sim import ChipModel
 from spikeforge.spec import ChipConfig, CoreConfig
@@ -47,10 +47,18 @@ SMALL = ChipConfig(core=CoreConfig(n_neurons=10, n_axons=48, weights_per_word=1)
                    n_inputs=12, route_entries=256, max_host_events=64, host_buffer=32)
 
 
+#: A host buffer smaller than the 34 recorded neurons: steps with many spikes drop some.
+TIGHT = ChipConfig(core=CoreConfig(n_neurons=24, n_axons=48, weights_per_word=2), n_cores=2,
+                   n_inputs=12, route_entries=128, max_host_events=64, host_buffer=6)
+
+
 @pytest.mark.parametrize("seed, recurrent, cfg", [(1, False, CFG), (2, True, CFG),
-                                                  (3, True, SMALL)])
+                                                  (3, True, SMALL), (4, True, TIGHT)])
 def test_network_run_matches_model_byte_for_byte(seed, recurrent, cfg):
-    """Feed-forward and recurrent networks across cores, two chip sizes, 200 steps each."""
+    """Feed-forward and recurrent networks across cores, three chip sizes, 200 steps each.
+
+    On TIGHT the host buffer overflows: the drops must be counted, the same in both.
+    """
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     transport = RecordingTransport(ChipModel(cfg))
@@ -59,13 +67,18 @@ def test_network_run_matches_model_byte_for_byte(seed, recurrent, cfg):
     image = net.compile(cfg)
     load(client, image)
     raster = (rng.random((200, 12)) < 0.2).astype(int)
-    spikes = run(client, image, {"in": raster})
+    try:
+        spikes = run(client, image, {"in": raster})
+        assert cfg is not TIGHT, "the tight host buffer should have overflowed"
+    except SpikesLost as lost:
+        assert cfg is TIGHT and set(lost.counters) == {"host_dropped"}, lost
+        spikes = lost.spikes
     assert sum(s.sum() for s in spikes.values()) > 50     # the run exercises the network
     word_bits = (cfg.core.words_per_axon - 1).bit_length()
     for axon in range(0, cfg.core.n_axons, 5):     # rows: N/K need not be a power of two
         client.read_weights(1, axon << word_bits, cfg.core.words_per_axon)
     client.read_params(0, 0, cfg.core.n_neurons)
-    client.read_state(2, 0, cfg.core.n_neurons)
+    client.read_state(cfg.n_cores - 1, 0, cfg.core.n_neurons)
     client.read_route_index(0, cfg.n_sources)
     client.read_route_dest(0, 100)
     client.status()
