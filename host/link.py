@@ -193,6 +193,13 @@ class ChipClient:
         words = self._read_words(P.Op.READ_ROUTE_INDEX, b"", first, count, 4, "<H")
         return [(w & 0xFFFF, w >> 16) for w in words]
 
+    def write_regs(self, first: int, values):
+        """Write 32-bit chip registers first, first + 1, ... (`protocol.Reg`)."""
+        self._write_words(P.Op.WRITE_REGS, b"", first, list(values), 4, "<H")
+
+    def read_regs(self, first: int, count: int) -> list[int]:
+        return self._read_words(P.Op.READ_REGS, b"", first, count, 4, "<H")
+
     def write_route_dest(self, first: int, dests):
         """dests: (core, axon) pairs; core `protocol.HOST_CORE` sends to the host."""
         words = [core | (axon << 8) for core, axon in dests]

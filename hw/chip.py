@@ -43,15 +43,15 @@ Op = P.Op
 BULK_WRITES = {
     Op.WRITE_WEIGHTS: (5, "weights"), Op.WRITE_PARAMS: (3, "params"),
     Op.WRITE_STATE: (3, "state"), Op.WRITE_ROUTE_INDEX: (2, "index"),
-    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"),
+    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"), Op.WRITE_REGS: (2, "reg"),
 }
 # Requests that read `count` items: op: (exact argument length, what the items are)
 BLOCK_READS = {
     Op.READ_WEIGHTS: (7, "weights"), Op.READ_PARAMS: (5, "params"),
     Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
-    Op.READ_ROUTE_DEST: (4, "dest"),
+    Op.READ_ROUTE_DEST: (4, "dest"), Op.READ_REGS: (4, "reg"),
 }
-KINDS = ["weights", "params", "state", "index", "dest", "input"]
+KINDS = ["weights", "params", "state", "index", "dest", "input", "reg"]
 SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
           "state": ConfigSpace.STATE}
 
@@ -78,7 +78,7 @@ class Chip(wiring.Component):
         return {"weights": P.word_bytes(core.weights_per_word * core.weight_width),
                 "params": P.word_bytes(word_width(param_fields(core))),
                 "state": P.word_bytes(word_width(state_fields(core))),
-                "index": 4, "dest": 3, "input": 2}[kind]
+                "index": 4, "dest": 3, "input": 2, "reg": 4}[kind]
 
     def elaborate(self, platform):
         m = Module()
@@ -141,6 +141,8 @@ class _Engine:
         self.ret = S(8)
         self.load_n = S(range(9))
         self.head_end = S(range(P.MAX_PAYLOAD + 3))     # frame-buffer address of the first item
+        #: Chip registers (protocol.Reg), 0 at power-up, kept by RESET.
+        self.regs = {reg: S(32, name=f"reg_{reg.name.lower()}") for reg in P.Reg}
 
     def _router_outputs(self):
         m, delivery = self.m, self.delivery
@@ -386,7 +388,8 @@ class _Engine:
         return ((self.is_kind("weights", "params", "state") & (core >= cfg.n_cores)) |
                 (self.is_kind("params", "state") & (end > cfg.core.n_neurons)) |
                 (self.is_kind("index") & (end > cfg.n_sources)) |
-                (self.is_kind("dest") & (end > cfg.route_entries)))
+                (self.is_kind("dest") & (end > cfg.route_entries)) |
+                (self.is_kind("reg") & (end > P.N_REGS)))
 
     def _first_of(self, head):
         """The `first` field of a head loaded into `head` (layout depends on the kind)."""
@@ -427,6 +430,13 @@ class _Engine:
                 with m.If(Mux(dest_core == P.HOST_CORE, axon != 0,
                               (dest_core >= cfg.n_cores) | (axon >= core.n_axons))):
                     m.d.sync += self.value_bad.eq(1)
+            with m.Case(KINDS.index("reg")):
+                with m.Switch(address):
+                    for reg, mask in P.REG_MASKS.items():
+                        read_only_bits = ~mask & 0xFFFF_FFFF
+                        with m.Case(reg):
+                            with m.If((item & read_only_bits) != 0):
+                                m.d.sync += self.value_bad.eq(1)
             with m.Case(KINDS.index("input")):
                 with m.If(item[:16] >= cfg.n_inputs):
                     m.d.sync += self.addr_bad.eq(1)
@@ -464,6 +474,13 @@ class _Engine:
                     m.d.comb += [port.addr.eq(address), port.w_data.eq(item), port.w_en.eq(1)]
                     m.d.sync += self.idx.eq(self.idx + 1)
                     m.next = "APPLY"
+            with m.Case(KINDS.index("reg")):
+                with m.Switch(address):
+                    for reg in P.Reg:
+                        with m.Case(reg):
+                            m.d.sync += self.regs[reg].eq(item)
+                m.d.sync += self.idx.eq(self.idx + 1)
+                m.next = "APPLY"
             with m.Case(KINDS.index("input")):
                 m.d.comb += [self.router.i_source.valid.eq(1),
                              self.router.i_source.payload.eq(self.input_source())]
@@ -503,6 +520,13 @@ class _Engine:
         with state("READ_LOOP"):
             with m.If(self.idx == self.count):
                 m.next = "SEND"
+            with m.Elif(self.is_kind("reg")):
+                with m.Switch(address):
+                    for reg in P.Reg:
+                        with m.Case(reg):
+                            m.d.sync += self.emit_word.eq(self.regs[reg])
+                m.d.sync += [self.emit_n.eq(4), self.idx.eq(self.idx + 1)]
+                self.call("EMIT", "READ_LOOP")
             with m.Elif(self.is_kind("index", "dest")):
                 m.d.comb += [self.router.index.addr.eq(address),
                              self.router.dest.addr.eq(address)]

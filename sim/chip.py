@@ -79,7 +79,9 @@ class ChipModel:
             P.Op.WRITE_ROUTE_DEST: self._write_route_dest,
             P.Op.READ_ROUTE_DEST: self._read_route_dest,
             P.Op.INPUT: self._input, P.Op.TICK: self._tick, P.Op.FETCH: self._fetch,
+            P.Op.WRITE_REGS: self._write_regs, P.Op.READ_REGS: self._read_regs,
         }
+        self.regs = [0] * P.N_REGS
         self._clear_run_state()
 
     def _clear_run_state(self):
@@ -247,7 +249,7 @@ class ChipModel:
         return b"".join(core.state_word(n).to_bytes(self.state_bytes, "little")
                         for n in self._neuron_range(first, count))
 
-    # Route table.
+    # Route table and registers.
 
     def _table_args(self, args: bytes, entry_bytes: int, depth: int):
         _require(len(args) > 2 and (len(args) - 2) % entry_bytes == 0, P.Status.BAD_LENGTH)
@@ -291,6 +293,18 @@ class ChipModel:
     def _read_route_dest(self, args: bytes) -> bytes:
         return b"".join(struct.pack("<BH", self.dest_core[e], self.dest_axon[e])
                         for e in self._table_read_args(args, 3, self.cfg.route_entries))
+
+    def _write_regs(self, args: bytes) -> bytes:
+        first, entries = self._table_args(args, 4, P.N_REGS)
+        values = [int.from_bytes(e, "little") for e in entries]
+        _require(all(v & ~P.REG_MASKS[P.Reg(r)] == 0 for r, v in enumerate(values, first)),
+                 P.Status.BAD_VALUE)
+        self.regs[first:first + len(values)] = values
+        return b""
+
+    def _read_regs(self, args: bytes) -> bytes:
+        return b"".join(struct.pack("<I", self.regs[r])
+                        for r in self._table_read_args(args, 4, P.N_REGS))
 
     # Running.
 

@@ -19,7 +19,8 @@ from cobs import cobs
 from crc import Calculator, Crc16
 
 __all__ = [
-    "VERSION", "DELIMITER", "MAX_PAYLOAD", "MAX_ENCODED", "Op", "Status", "REPLY_FLAG",
+    "VERSION", "DELIMITER", "Reg", "REG_MASKS", "N_REGS", "MAX_PAYLOAD", "MAX_ENCODED", "Op",
+    "Status", "REPLY_FLAG",
     "ERROR_OP", "crc16", "encode_frame", "decode_frame", "FrameError", "request", "HOST_CORE",
 ]
 
@@ -55,6 +56,18 @@ class Op(enum.IntEnum):
     INPUT = 0x20           #: input u16... : events of the current step
     TICK = 0x21            #: steps u16 -> step u32 after the last one
     FETCH = 0x22           #: max u16 -> count u16, (step u32, source u16)...
+    WRITE_REGS = 0x30      #: first u16, values u32...
+    READ_REGS = 0x31       #: first u16, count u16 -> values u32...
+
+
+class Reg(enum.IntEnum):
+    """Chip registers (WRITE_REGS / READ_REGS): 32-bit words, 0 at power-up, kept by RESET."""
+    SCRATCH = 0x00         #: free for the host: a link check, a session marker
+
+
+#: Writable bits of each register; a value with other bits set is refused (BAD_VALUE).
+REG_MASKS = {Reg.SCRATCH: 0xFFFF_FFFF}
+N_REGS = len(Reg)
 
 
 class Status(enum.IntEnum):

@@ -136,6 +136,23 @@ def test_bulk_weight_and_route_table_write_readback():
     assert client.read_route_dest(0, 1024) == dests
 
 
+def test_registers_write_readback_and_survive_reset():
+    client = client_for()
+    assert client.read_regs(0, P.N_REGS) == [0] * P.N_REGS
+    client.write_regs(P.Reg.SCRATCH, [0xDEADBEEF])
+    client.reset()
+    assert client.read_regs(P.Reg.SCRATCH, 1) == [0xDEADBEEF]
+    for op, args, status in [
+        (P.Op.WRITE_REGS, struct.pack("<HI", P.N_REGS, 1), P.Status.BAD_ADDRESS),
+        (P.Op.WRITE_REGS, struct.pack("<H", 0) + bytes(3), P.Status.BAD_LENGTH),
+        (P.Op.READ_REGS, struct.pack("<HH", 0, P.N_REGS + 1), P.Status.BAD_ADDRESS),
+        (P.Op.READ_REGS, struct.pack("<HH", 0, 0), P.Status.BAD_LENGTH),
+    ]:
+        with pytest.raises(ChipError, match=status.name):
+            client.call(op, args)
+    assert client.read_regs(P.Reg.SCRATCH, 1) == [0xDEADBEEF]
+
+
 BAD_REQUESTS = [
     (P.Op.WRITE_WEIGHTS, bytes([3]) + struct.pack("<I", 0) + bytes(4), P.Status.BAD_ADDRESS),
     (P.Op.WRITE_WEIGHTS, bytes([0]) + struct.pack("<I", 127 * 8 + 7) + bytes(8),

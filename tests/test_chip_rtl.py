@@ -94,6 +94,7 @@ def test_errors_garbage_and_recovery_match_model_byte_for_byte():
     client = ChipClient(transport)
     client.write_route_index(CFG.input_source(0), [(0, 3)])
     client.write_route_dest(0, [(0, 1), (2, 5), (P.HOST_CORE, 0)])
+    client.write_regs(P.Reg.SCRATCH, [0xC0FFEE42])
     bad = [
         (P.Op.WRITE_WEIGHTS, bytes([3]) + struct.pack("<I", 0) + bytes(4)),
         (P.Op.WRITE_WEIGHTS, bytes([0]) + struct.pack("<I", 64 * 4 - 1) + bytes(8)),
@@ -112,6 +113,9 @@ def test_errors_garbage_and_recovery_match_model_byte_for_byte():
         (P.Op.TICK, struct.pack("<H", 0)),
         (P.Op.FETCH, b"\x01"),
         (P.Op.IDENTIFY, b"\x00"),
+        (P.Op.WRITE_REGS, struct.pack("<HI", P.N_REGS, 1)),
+        (P.Op.WRITE_REGS, struct.pack("<H", 0) + bytes(3)),
+        (P.Op.READ_REGS, struct.pack("<HH", 0, P.N_REGS + 1)),
         (0x7E, b""), (0x42, b"\x01\x02"),
     ]
     for op, args in bad:
@@ -142,6 +146,7 @@ def test_errors_garbage_and_recovery_match_model_byte_for_byte():
     client.read_route_dest(0, CFG.route_entries)
     client.reset()
     client.status()
+    assert client.read_regs(0, P.N_REGS) == [0xC0FFEE42]     # kept by RESET
     replay_on_gateware(transport, seed, gap=0.3, stall=0.3)
 
 
