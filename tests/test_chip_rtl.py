@@ -188,3 +188,22 @@ def test_run_on_rtl_returns_the_reference_spikes():
     want = net.reference(SMALL.core, {"in": raster}, 60)
     assert all((got[name] == want[name]).all() for name in want)
     assert sum(w.sum() for w in want.values()) > 10
+
+
+def test_all_to_all_recurrent_full_fan_out_on_gateware():
+    """No deadlock in the gateware: every neuron projects to every neuron and to the host.
+
+    Each step routes up to 64 x 5 destinations into 16-deep command FIFOs, so the router is
+    back-pressured by busy cores throughout; every reply byte must still equal the model's.
+    """
+    cfg = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=80, weights_per_word=4), n_cores=4,
+                     n_inputs=4, route_entries=512, max_host_events=64, host_buffer=128)
+    net = Network()
+    inp = net.add_input("in", 4)
+    pop = net.add_population("all", 64, beta=4000, threshold=100, record=True)
+    net.connect(inp, pop, np.full((4, 64), 120))
+    net.connect(pop, pop, np.full((64, 64), 3))
+    raster = np.ones((20, 4), dtype=int)
+    got = run_on_rtl(net.compile(cfg), {"in": raster})
+    assert (got["all"] == net.reference(cfg.core, {"in": raster}, 20)["all"]).all()
+    assert got["all"].sum() > 64 * 8
