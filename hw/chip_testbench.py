@@ -79,6 +79,58 @@ async def byte_exchange(dut):
     assert "failure" not in result, result.get("failure")
 
 
+class _UARTHost:
+    """The host's end of the chip's UART: sends bytes bit by bit, decodes the `tx` line."""
+
+    def __init__(self, dut, divisor: int):
+        self.dut, self.d = dut, divisor
+        self.got = bytearray()
+        self._bits, self._last, self._countdown = [], 1, 0
+
+    async def reset(self):
+        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        self.dut.rx.value = 1
+        self.dut.rst.value = 1
+        await RisingEdge(self.dut.clk)
+        await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def cycle(self):
+        await RisingEdge(self.dut.clk)
+        self._sample(int(self.dut.tx.value))
+
+    async def send(self, data: bytes):
+        for byte in data:
+            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+                self.dut.rx.value = bit
+                for _ in range(self.d):
+                    await self.cycle()
+
+    async def receive(self, n: int, max_cycles: int):
+        """Run until `got` holds `n` more bytes or `max_cycles` have passed."""
+        want = len(self.got) + n
+        for _ in range(max_cycles):
+            if len(self.got) >= want:
+                return
+            await self.cycle()
+
+    def _sample(self, level):
+        """Mid-bit samples after each falling start edge."""
+        d = self.d
+        if self._countdown:
+            self._countdown -= 1
+            if self._countdown % d == 0 and self._countdown < 9 * d:
+                self._bits.append(level)
+                if len(self._bits) == 9:           # 8 data bits and the stop bit
+                    if self._bits[8] != 1:
+                        raise AssertionError("the chip sent a byte without a stop bit")
+                    self.got.append(sum(b << i for i, b in enumerate(self._bits[:8])))
+                    self._bits, self._countdown = [], 0
+        elif self._last == 1 and level == 0:
+            self._countdown = d // 2 + 9 * d
+        self._last = level
+
+
 @cocotb.test()
 async def uart_exchange(dut):
     """The same comparison through the UART lines, one bit per `divisor` cycles."""
@@ -87,51 +139,37 @@ async def uart_exchange(dut):
     d = int(sc["divisor"])
     data, offsets = sc["requests"].tobytes(), sc["request_offsets"]
     replies, reply_offsets = sc["replies"].tobytes(), sc["reply_offsets"]
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rx.value = 1
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    got = bytearray()
-    line = {"bits": [], "last": 1, "countdown": 0}
-
-    def sample_tx(level):
-        """Decode the tx line: mid-bit samples after each falling start edge."""
-        if line["countdown"]:
-            line["countdown"] -= 1
-            if line["countdown"] % d == 0 and line["countdown"] < 9 * d:
-                line["bits"].append(level)
-                if len(line["bits"]) == 9:           # 8 data bits and the stop bit
-                    if line["bits"][8] != 1:
-                        raise AssertionError("the chip sent a byte without a stop bit")
-                    got.append(sum(b << i for i, b in enumerate(line["bits"][:8])))
-                    line["bits"], line["countdown"] = [], 0
-        elif line["last"] == 1 and level == 0:
-            line["countdown"] = d // 2 + 9 * d + 1
-            line["countdown"] -= 1
-        line["last"] = level
-
+    host = _UARTHost(dut, d)
+    await host.reset()
     result = {}
     for r in range(len(offsets) - 1):
-        chunk = data[offsets[r]:offsets[r + 1]]
         want = replies[reply_offsets[r]:reply_offsets[r + 1]]
-        start = len(got)
-        bits = [b for byte in chunk for b in [0] + [(byte >> i) & 1 for i in range(8)] + [1]]
-        for bit in bits:
-            dut.rx.value = bit
-            for _ in range(d):
-                await RisingEdge(dut.clk)
-                sample_tx(int(dut.tx.value))
-        for _ in range(200 * d * (len(want) + 4)):
-            if len(got) - start >= len(want):
-                break
-            await RisingEdge(dut.clk)
-            sample_tx(int(dut.tx.value))
-        if bytes(got[start:]) != want:
+        start = len(host.got)
+        await host.send(data[offsets[r]:offsets[r + 1]])
+        await host.receive(len(want) - (len(host.got) - start), 200 * d * (len(want) + 4))
+        if bytes(host.got[start:]) != want:
             result["failure"] = (f"request {r}: expected reply {want.hex()}, got "
-                                 f"{bytes(got[start:]).hex()}")
+                                 f"{bytes(host.got[start:]).hex()}")
             break
-    result["bytes"] = np.array(len(got))
+    result["bytes"] = np.array(len(host.got))
     np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
-    assert "failure" not in result, result.get("failure")
+
+
+@cocotb.test()
+async def uart_flood(dut):
+    """Bytes sent while the chip is busy overflow its receive FIFO; READ_STATUS counts them.
+
+    Sends the scenario's `busy` request (a long TICK) and at once `flood` (garbage without a
+    delimiter), waits (at most `max_cycles`) for the reply bytes the model predicts for `busy`,
+    then sends `after` (a delimiter and READ_STATUS), runs `after_cycles` more cycles and
+    records every byte the chip sent.
+    """
+    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+        sc = {k: f[k] for k in f.files}
+    host = _UARTHost(dut, int(sc["divisor"]))
+    await host.reset()
+    await host.send(sc["busy"].tobytes() + sc["flood"].tobytes())
+    await host.receive(int(sc["busy_reply_bytes"]), int(sc["max_cycles"]))
+    await host.send(sc["after"].tobytes())
+    await host.receive(1 << 16, int(sc["after_cycles"]))
+    np.savez(os.environ["SPIKEFORGE_RESULT"], got=np.frombuffer(bytes(host.got), dtype=np.uint8))

@@ -179,6 +179,36 @@ def test_chip_over_uart_answers_like_the_model():
     assert int(result["bytes"]) == int(reply_offsets[-1])
 
 
+def test_uart_receive_overflow_is_counted_in_status():
+    """A host that floods the UART while the chip runs a long TICK: the receive FIFO (one
+    maximal frame) overflows, the loss is counted in READ_STATUS, and the chip answers on."""
+    from spikeforge.hw.chip import ChipOverUART
+    seed = 5
+    print(f"seed {seed}")
+    busy = P.request(P.Op.TICK, 1, struct.pack("<H", 2000))
+    busy_reply = ChipModel(CFG).feed(busy)
+    flood = bytes(random.Random(seed).randrange(1, 256) for _ in range(P.MAX_ENCODED + 100))
+    after = b"\x00" + P.request(P.Op.READ_STATUS, 2)
+    result = run_cocotb(ChipOverUART(CFG, divisor=4), "chip_uart",
+                        "spikeforge.hw.chip_testbench", "uart_flood",
+                        {"divisor": np.array(4), "busy": np.frombuffer(busy, dtype=np.uint8),
+                         "flood": np.frombuffer(flood, dtype=np.uint8),
+                         "after": np.frombuffer(after, dtype=np.uint8),
+                         "busy_reply_bytes": np.array(len(busy_reply)),
+                         "max_cycles": np.array(400_000), "after_cycles": np.array(30_000)})
+    got = result["got"].tobytes()
+    assert got.startswith(busy_reply), got[:len(busy_reply)].hex()
+    frames = [P.decode_frame(body) for body in got[len(busy_reply):].split(b"\x00")[:-1]]
+    assert [f[:3] for f in frames] == [bytes([P.ERROR_OP, 0, P.Status.TOO_LONG]),
+                                       bytes([P.Op.READ_STATUS | P.REPLY_FLAG, 2, P.Status.OK])]
+    status = dict(zip(("step", "host_events", "host_pending", "host_dropped", "crc_errors",
+                       "frame_errors", "uart_framing_errors", "uart_overflows"),
+                      struct.unpack_from(P.STATUS_FORMAT, frames[1], 3)))
+    assert status["step"] == 2000 and status["frame_errors"] == 1, status
+    # The FIFO held one maximal frame while the chip was busy; the rest of the flood was lost.
+    assert 0 < status["uart_overflows"] <= len(flood) - P.MAX_ENCODED, status
+
+
 def test_run_on_rtl_returns_the_reference_spikes():
     """The user-facing entry point: a network run on the simulated gateware."""
     rng = np.random.default_rng(4)
