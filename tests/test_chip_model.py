@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 from garbage import garbage_chunk
+from nets import all_to_all
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, ModelTransport
@@ -86,11 +87,7 @@ def test_all_to_all_recurrent_full_fan_out_completes_without_loss():
     """Every neuron of every core projects to every neuron; every spike also goes to the host."""
     cfg = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=128), n_cores=4, n_inputs=4,
                      route_entries=512, max_host_events=64, host_buffer=4096)
-    net = Network()
-    inp = net.add_input("in", 4)
-    pop = net.add_population("all", 64, beta=4000, threshold=100, record=True)
-    net.connect(inp, pop, np.full((4, 64), 120))
-    net.connect(pop, pop, np.full((64, 64), 3))
+    net = all_to_all()
     image = net.compile(cfg)
     assert len(image.route_dest) == 64 * 5 + 4 * 4   # neurons: 4 cores + host; inputs: 4 cores
     client = client_for(cfg)

@@ -12,6 +12,7 @@ import struct
 import numpy as np
 import pytest
 from garbage import garbage_chunk
+from nets import all_to_all
 
 from spikeforge import protocol as P
 from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
@@ -228,11 +229,7 @@ def test_all_to_all_recurrent_full_fan_out_on_gateware():
     """
     cfg = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=80, weights_per_word=4), n_cores=4,
                      n_inputs=4, route_entries=512, max_host_events=64, host_buffer=128)
-    net = Network()
-    inp = net.add_input("in", 4)
-    pop = net.add_population("all", 64, beta=4000, threshold=100, record=True)
-    net.connect(inp, pop, np.full((4, 64), 120))
-    net.connect(pop, pop, np.full((64, 64), 3))
+    net = all_to_all()
     raster = np.ones((20, 4), dtype=int)
     got = run_on_rtl(net.compile(cfg), {"in": raster})
     assert (got["all"] == net.reference(cfg.core, {"in": raster}, 20)["all"]).all()
