@@ -12,11 +12,11 @@ inside a payload is little-endian.
 
 from __future__ import annotations
 
+import binascii
 import enum
 import struct
 
 from cobs import cobs
-from crc import Calculator, Crc16
 
 __all__ = [
     "VERSION", "DELIMITER", "MAX_PAYLOAD", "MAX_ENCODED", "Op", "Status", "REPLY_FLAG",
@@ -70,9 +70,6 @@ class Status(enum.IntEnum):
     LIMIT = 8            #: more input events in this step than the chip accepts
 
 
-_CRC = Calculator(Crc16.IBM_3740)
-
-
 class FrameError(ValueError):
     """A frame could not be decoded; `status` says why."""
 
@@ -82,8 +79,12 @@ class FrameError(ValueError):
 
 
 def crc16(data: bytes) -> int:
-    """CRC-16/IBM-3740 of `data`."""
-    return _CRC.checksum(data)
+    """CRC-16/IBM-3740 of `data`.
+
+    `binascii.crc_hqx` is this CRC (polynomial 0x1021, MSB first) given the initial value 0xFFFF,
+    in C, so the host frames input events fast; `tests/test_protocol.py` checks it against the
+    `crc` package and a bitwise reference."""
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 def encode_frame(payload: bytes) -> bytes:
