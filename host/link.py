@@ -112,6 +112,11 @@ class SerialTransport:
                                               write_timeout=30)
         except (serial.SerialException, ValueError, OSError) as exc:
             raise LinkError(f"cannot open {url}: {exc}") from None
+        sock = getattr(self.port, "_socket", None)
+        if sock is not None:
+            # Frames are small and pipelined: do not let Nagle's algorithm hold them back.
+            import socket
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
 
     def write(self, data: bytes):
