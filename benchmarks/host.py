@@ -14,7 +14,7 @@ import numpy as np
 
 from spikeforge import protocol as P
 from spikeforge.host.bundled import bars, sample_path
-from spikeforge.host.device import IDS_PER_FRAME, open_device
+from spikeforge.host.device import input_requests, open_device
 from spikeforge.host.encode import Encoder, EncoderConfig
 from spikeforge.host.events import open_recording, write_recording
 from spikeforge.host.synthetic import moving_shapes
@@ -40,17 +40,17 @@ def readers(events, folder):
 
 
 def link_bytes(ids_per_step):
-    """Bytes on the link for one step: INPUT frames of the ids and a TICK (FETCH excluded)."""
+    """Bytes on the link for one step: the input frames of the ids (as `Device.stream` sends
+    them) and a TICK (FETCH excluded)."""
     total = len(P.request(P.Op.TICK, 1, b"\x01\x00"))
-    ids = np.asarray(ids_per_step, dtype="<u2")
-    for i in range(0, len(ids), IDS_PER_FRAME):
-        total += len(P.request(P.Op.INPUT, 1, ids[i:i + IDS_PER_FRAME].tobytes()))
+    for op, args in input_requests(np.asarray(ids_per_step, dtype=np.int64)):
+        total += len(P.request(op, 1, args))
     return total
 
 
 def encoders(events):
     print("\n| encoder settings | events/s (encode) | events/s (encode + frame) | "
-          "x 12 Mbaud |\n|---|---|---|---|")
+          "x 12 Mbaud at 1 byte/event |\n|---|---|---|---|")
     settings = {"pool 8, split": EncoderConfig(pool=(8, 8)),
                 "pool 8, split, refractory 1 ms": EncoderConfig(pool=(8, 8), refractory_us=1000),
                 "pool 8, denoise 5 ms": EncoderConfig(pool=(8, 8), denoise_us=5000)}
@@ -64,15 +64,16 @@ def encoders(events):
         plain = len(events) / best_of(encode)
         framed = len(events) / best_of(lambda: encode(True))
         print(f"| {name} | {plain / 1e6:.1f} M | {framed / 1e6:.2f} M | "
-              f"{framed / (UART_12M / 2):.1f} |")
+              f"{framed / UART_12M:.1f} |")
 
 
 def densities():
-    print("\n| events per step | bytes per event (INPUT + TICK) | 12 Mbaud events/s |"
-          "\n|---|---|---|")
+    print("\n| events per step | bytes/event, ids < 256 (INPUT8 + TICK) | 12 Mbaud events/s | "
+          "bytes/event, ids >= 256 (INPUT + TICK) | 12 Mbaud events/s |\n|---|---|---|---|---|")
     for n in (1, 5, 20, 100, 500, 2000):
-        b = link_bytes(np.arange(n) % 256) / n
-        print(f"| {n} | {b:.2f} | {UART_12M / b:,.0f} |")
+        b8 = link_bytes(np.arange(n) % 256) / n
+        b16 = link_bytes(256 + np.arange(n) % 256) / n
+        print(f"| {n} | {b8:.2f} | {UART_12M / b8:,.0f} | {b16:.2f} | {UART_12M / b16:,.0f} |")
 
 
 def end_to_end(sim: bool):

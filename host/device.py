@@ -31,11 +31,12 @@ from spikeforge.spec import ChipConfig
 from .link import ChipClient, LinkError, ModelTransport, SerialTransport
 from .network import ChipImage, load
 
-__all__ = ["Device", "open_device", "StreamResult", "BoardSimProcess"]
+__all__ = ["Device", "open_device", "StreamResult", "BoardSimProcess", "input_requests"]
 
-#: Input ids per INPUT frame: two frames fit in a UART window, so one can travel while the
-#: chip works through the other.
+#: Input ids per INPUT (2 bytes each) or INPUT8 (1 byte each) frame: two frames fit in a UART
+#: window, so one can travel while the chip works through the other.
 IDS_PER_FRAME = 254
+IDS_PER_FRAME8 = 508
 
 
 class BoardSimProcess:
@@ -207,6 +208,10 @@ class Device:
         pending = 0              # host-buffer entries the chip may hold now (an upper bound)
         current, events_sent, capped = 0, 0, 0
 
+        def send_input(ids):
+            for op, args in input_requests(ids):
+                client.send(op, args)
+
         def fetch_all():
             nonlocal pending
             for _ in range(-(-pending // P.FETCH_MAX)):
@@ -235,9 +240,7 @@ class Device:
             capped += dropped
             if pending + host_entries + plan.recorded > cfg.host_buffer:
                 fetch_all()
-            for i in range(0, len(ids), IDS_PER_FRAME):
-                chunk = ids[i:i + IDS_PER_FRAME]
-                client.send(P.Op.INPUT, chunk.astype("<u2").tobytes())
+            send_input(ids)
             events_sent += len(ids)
             tick(1, host_entries)
             if progress is not None and step % 64 == 0:
@@ -261,6 +264,16 @@ class Device:
                              for k, v in spikes.items()}, current, events_sent, capped,
                             self.transport.sent - sent0, self.transport.received - received0,
                             seconds, status)
+
+
+def input_requests(ids: np.ndarray) -> list[tuple[P.Op, bytes]]:
+    """The requests that carry one step's chip input ids: INPUT8 (one byte per id) when every
+    id fits in a byte, else INPUT (two bytes per id)."""
+    if len(ids) and ids.max() < 256:
+        return [(P.Op.INPUT8, ids[i:i + IDS_PER_FRAME8].astype(np.uint8).tobytes())
+                for i in range(0, len(ids), IDS_PER_FRAME8)]
+    return [(P.Op.INPUT, ids[i:i + IDS_PER_FRAME].astype("<u2").tobytes())
+            for i in range(0, len(ids), IDS_PER_FRAME)]
 
 
 class _Plan:

@@ -42,7 +42,7 @@ Op = P.Op
 BULK_WRITES = {
     Op.WRITE_WEIGHTS: (5, "weights"), Op.WRITE_PARAMS: (3, "params"),
     Op.WRITE_STATE: (3, "state"), Op.WRITE_ROUTE_INDEX: (2, "index"),
-    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"),
+    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"), Op.INPUT8: (0, "input8"),
 }
 # Requests that read `count` items: op: (exact argument length, what the items are)
 BLOCK_READS = {
@@ -50,7 +50,7 @@ BLOCK_READS = {
     Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
     Op.READ_ROUTE_DEST: (4, "dest"),
 }
-KINDS = ["weights", "params", "state", "index", "dest", "input"]
+KINDS = ["weights", "params", "state", "index", "dest", "input", "input8"]
 SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
           "state": ConfigSpace.STATE}
 
@@ -75,7 +75,7 @@ class Chip(wiring.Component):
         return {"weights": P.word_bytes(core.weights_per_word * core.weight_width),
                 "params": P.word_bytes(word_width(param_fields(core))),
                 "state": P.word_bytes(word_width(state_fields(core))),
-                "index": 4, "dest": 3, "input": 2}[kind]
+                "index": 4, "dest": 3, "input": 2, "input8": 1}[kind]
 
     def elaborate(self, platform):
         m = Module()
@@ -345,7 +345,7 @@ class _Engine:
             with m.If(self.rem >= self.nbytes):
                 m.d.sync += [self.rem.eq(self.rem - self.nbytes),
                              self.n_items.eq(self.n_items + 1)]
-            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input"))):
+            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input", "input8"))):
                 self.fail(P.Status.BAD_LENGTH)
             with m.Elif(self.head == 0):      # INPUT: no head, the items start at once
                 m.d.sync += self.item.eq(0)
@@ -376,7 +376,7 @@ class _Engine:
             m.next = "VALIDATE"
         with state("APPLY"):
             with m.If(self.idx == self.n_items):
-                with m.If(self.is_kind("input")):
+                with m.If(self.is_kind("input", "input8")):
                     m.d.sync += self.host_events.eq(self.host_events + self.routed)
                 self.reply(Const(P.Status.OK, 8))
             with m.Else():
@@ -437,7 +437,7 @@ class _Engine:
                 with m.If(Mux(dest_core == P.HOST_CORE, axon != 0,
                               (dest_core >= cfg.n_cores) | (axon >= core.n_axons))):
                     m.d.sync += self.value_bad.eq(1)
-            with m.Case(KINDS.index("input")):
+            with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 with m.If(item[:16] >= cfg.n_inputs):
                     m.d.sync += self.addr_bad.eq(1)
                 with m.Else():         # count its routed events in INPUT_COUNT
@@ -451,7 +451,7 @@ class _Engine:
             self.fail(P.Status.BAD_ADDRESS)
         with m.Elif(self.value_bad):
             self.fail(P.Status.BAD_VALUE)
-        with m.Elif(self.is_kind("input") &
+        with m.Elif(self.is_kind("input", "input8") &
                     (self.host_events + self.routed > cfg.max_host_events)):
             self.fail(P.Status.LIMIT)
         with m.Else():
@@ -474,7 +474,7 @@ class _Engine:
                     m.d.comb += [port.addr.eq(address), port.w_data.eq(item), port.w_en.eq(1)]
                     m.d.sync += self.idx.eq(self.idx + 1)
                     m.next = "APPLY"
-            with m.Case(KINDS.index("input")):
+            with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 m.d.comb += [self.router.i_source.valid.eq(1),
                              self.router.i_source.payload.eq(self.input_source())]
                 with m.If(self.router.i_source.ready):
