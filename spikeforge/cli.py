@@ -70,6 +70,14 @@ DEVICE_HELP = ("model (the golden model in this process, the default), sim (star
                "socket://127.0.0.1:7000 (a running `spikeforge board-sim`)")
 
 
+RUN_EXAMPLES = """examples:
+  spikeforge run                                      bundled sample, network, golden model
+  spikeforge run --device sim                         ... on the chip gateware (Verilator)
+  spikeforge run rec.aedat4 --pool 5 --polarity merge your recording, your encoding
+  spikeforge run rec.raw --device serial:///dev/ttyUSB1?baud=3000000   a board
+"""
+
+
 def _pair(text: str) -> tuple[int, int]:
     """`8` -> (8, 8); `8x4` -> (8, 4)."""
     try:
@@ -252,34 +260,37 @@ def _board_sim(args) -> int:
 
 
 def _add_device_args(parser):
-    parser.add_argument("--device", default="model", help=DEVICE_HELP)
-    parser.add_argument("--config", help="chip configuration of model/sim devices, e.g. "
-                        "cores=4,neurons=256,axons=256,k=2,inputs=256 (default: ChipConfig())")
-    parser.add_argument("--timeout", type=float, default=10.0,
+    parser.add_argument("--device", default="model", metavar="DEVICE", help=DEVICE_HELP)
+    parser.add_argument("--config", metavar="KEY=N,...",
+                        help="chip configuration of model/sim devices, e.g. cores=4,neurons=256,"
+                             "axons=256,k=2,inputs=256 (default: ChipConfig())")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for a reply before giving up (default 10)")
 
 
 def add_run(sub):
     run = sub.add_parser("run", help="stream an event recording through a network on a device",
-                         description=_run.__doc__,
+                         description=_run.__doc__, epilog=RUN_EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("recording", nargs="?", type=Path,
                      help="event file: .aedat4, .raw (EVT2/EVT3), .dat, .es, .csv, .npy "
                           "(default: the bundled sample)")
-    run.add_argument("--network", default="bars",
+    run.add_argument("--network", default="bars", metavar="NET",
                      help="bars (bundled) or a Python file defining network() (default bars)")
     _add_device_args(run)
     enc = run.add_argument_group("encoding (defaults come from the network)")
-    enc.add_argument("--dt", type=int, help="time step in microseconds")
-    enc.add_argument("--crop", type=_crop, help="X0,Y0,WIDTH,HEIGHT window of the sensor")
-    enc.add_argument("--pool", type=_pair, help="pixels per input cell: N or WxH")
+    enc.add_argument("--dt", type=int, metavar="US", help="time step in microseconds")
+    enc.add_argument("--crop", type=_crop, metavar="X0,Y0,W,H",
+                     help="window of the sensor: corner, width, height")
+    enc.add_argument("--pool", type=_pair, metavar="N|WxH", help="pixels per input cell: N or WxH")
     enc.add_argument("--polarity", choices=["split", "merge", "on", "off"],
                      help="split: ON and OFF channels; merge: one channel; on/off: keep one")
-    enc.add_argument("--refractory", type=int, help="per-input refractory period (us)")
-    enc.add_argument("--denoise", type=int,
+    enc.add_argument("--refractory", type=int, metavar="US",
+                     help="per-input refractory period (us)")
+    enc.add_argument("--denoise", type=int, metavar="US",
                      help="drop events with no neighbour event within this many us")
-    enc.add_argument("--cap", type=int, help="at most this many events per step")
-    enc.add_argument("--dimensions", type=_pair,
+    enc.add_argument("--cap", type=int, metavar="N", help="at most this many events per step")
+    enc.add_argument("--dimensions", type=_pair, metavar="WxH",
                      help="sensor WxH for files that do not say (.csv/.npy without header)")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -197,3 +197,25 @@ def test_cli_info_on_the_model(capsys):
     assert main(["info", "--config", _config_arg(CFG)]) == 0
     out = capsys.readouterr().out
     assert "cores" in out and "host_buffer" in out and "crc_errors" in out
+
+
+def test_board_behind_its_uart_gives_the_same_spikes(recording):
+    """board-sim --uart-divisor: the bytes cross 8N1 lines into ChipOverUART (first 40 steps)."""
+    steps = [(s, ids) for s, ids in encoded(recording) if s < 40]
+    image = network().compile(CFG)
+    results = []
+    board, url = start_board("--port", "0", "--once", "--uart-divisor", "4")
+    try:
+        for spec in ("model", url):
+            with open_device(spec, config=CFG, timeout=60) as device:
+                device.load(image)
+                results.append(device.stream(image, "events", steps))
+                if spec == url:
+                    status = device.client.status()
+    finally:
+        stop_board(board)
+    model, uart = results
+    assert sum(len(s) for s in model.spikes.values()) > 5
+    for name in model.spikes:
+        np.testing.assert_array_equal(uart.spikes[name], model.spikes[name])
+    assert status["uart_framing_errors"] == 0 and status["crc_errors"] == 0
