@@ -2,19 +2,29 @@
 
 A transport moves bytes: `write(data)` sends, `read_frame(timeout)` returns the next frame body
 (the bytes before a 0x00 delimiter). `ModelTransport` runs the chip's golden model in-process;
-the serial and simulated-board transports follow the same two-method shape.
+`SerialTransport` reaches a board, or the simulated board of `spikeforge board-sim`, through
+pyserial (a serial port, a pty, or a `socket://` URL). A transport's `window` is the number of
+request bytes that may be sent before their replies arrive (flow control, docs/host.md).
 """
 
 from __future__ import annotations
 
 import struct
+import time
+from collections import deque
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 from spikeforge import protocol as P
 from spikeforge.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
 
-__all__ = ["ChipError", "LinkError", "ModelTransport", "RecordingTransport", "ChipClient",
-           "Identity"]
+__all__ = ["ChipError", "LinkError", "ModelTransport", "RecordingTransport", "SerialTransport",
+           "ChipClient", "Identity", "UART_WINDOW"]
+
+#: Request bytes a host may have unanswered on a UART link: the receive FIFO of `ChipOverUART`
+#: (one maximal frame and its delimiter). The chip removes a request's bytes from the FIFO before
+#: it replies, so the FIFO never holds more than the unanswered bytes and never overflows.
+UART_WINDOW = P.MAX_ENCODED + 1
 
 
 class LinkError(IOError):
@@ -32,6 +42,12 @@ class ChipError(RuntimeError):
 class ModelTransport:
     """In-process transport to a `spikeforge.sim.ChipModel`."""
 
+    #: The model answers each request as it is written: any window is safe.
+    window = 1 << 20
+    #: Bytes per second the link carries (None: no link, only the host's speed).
+    capacity = None
+    name = "model"
+
     def __init__(self, model):
         self.model = model
         self._pending = bytearray()
@@ -46,6 +62,9 @@ class ModelTransport:
         body = bytes(self._pending[:end])
         del self._pending[:end + 1]
         return body
+
+    def close(self):
+        pass
 
 
 class RecordingTransport(ModelTransport):
@@ -64,6 +83,70 @@ class RecordingTransport(ModelTransport):
         self._pending += reply
 
 
+class SerialTransport:
+    """A byte link through pyserial: a serial port, a pty, or a pyserial URL.
+
+    `url` forms: `serial:///dev/ttyUSB1?baud=3000000` (a port and its baud rate), a device path
+    (`/dev/ttyUSB1`, `COM3`), or any pyserial URL (`socket://127.0.0.1:7000` for
+    `spikeforge board-sim`, `loop://`, `spy://...`, `rfc2217://...`). `window` defaults to
+    `UART_WINDOW`. Raises `LinkError` (naming the port) if it cannot be opened.
+    """
+
+    def __init__(self, url: str, *, baudrate: int = 3_000_000, window: int | None = None):
+        import serial
+        self.name, port = url, url
+        parts = urlsplit(url)
+        if parts.scheme == "serial":
+            port = parts.path
+            query = parse_qs(parts.query)
+            if "baud" in query:
+                try:
+                    baudrate = int(query["baud"][0])
+                except ValueError:
+                    raise LinkError(f"{url}: baud must be an integer") from None
+        self.window = window or UART_WINDOW
+        # A UART frame is 10 bits per byte (8N1); sockets and ptys have no fixed rate.
+        self.capacity = baudrate / 10 if parts.scheme in ("serial", "") else None
+        try:
+            self.port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05,
+                                              write_timeout=30)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise LinkError(f"cannot open {url}: {exc}") from None
+        sock = getattr(self.port, "_socket", None)
+        if sock is not None:
+            # Frames are small and pipelined: do not let Nagle's algorithm hold them back.
+            import socket
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = bytearray()
+
+    def write(self, data: bytes):
+        import serial
+        try:
+            self.port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.name}: write failed: {exc}") from None
+
+    def read_frame(self, timeout: float | None = None) -> bytes:
+        import serial
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            end = self._buffer.find(P.DELIMITER)
+            if end >= 0:
+                body = bytes(self._buffer[:end])
+                del self._buffer[:end + 1]
+                return body
+            if deadline is not None and time.monotonic() > deadline:
+                raise LinkError(f"{self.name}: no reply within {timeout:g} s (is the board "
+                                f"running and connected?)")
+            try:
+                self._buffer += self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise LinkError(f"{self.name}: read failed: {exc}") from None
+
+    def close(self):
+        self.port.close()
+
+
 @dataclass(frozen=True)
 class Identity:
     version: int
@@ -74,35 +157,76 @@ class Identity:
 class ChipClient:
     """Typed requests over a transport; every method waits for its reply.
 
-    Bulk transfers are split into frames of at most `MAX_PAYLOAD` bytes.
+    Bulk transfers are split into frames of at most `MAX_PAYLOAD` bytes. `send` pipelines
+    requests: up to the transport's `window` request bytes are on the way before the client waits
+    for the oldest reply (`flush` waits for all). With `resync`, the client first sends a lone
+    delimiter (ending any partial frame a previous host left in the chip's receiver) and ignores
+    the one error reply that may bring.
     """
 
-    def __init__(self, transport, *, timeout: float = 5.0):
+    def __init__(self, transport, *, timeout: float = 5.0, resync: bool = False):
         self.transport, self.timeout = transport, timeout
+        self.window = getattr(transport, "window", UART_WINDOW)
         self._tag = 0
+        self._outstanding: deque = deque()     # (op, tag, frame bytes, on_reply)
+        self._outstanding_bytes = 0
+        self._skip_error = resync
+        if resync:
+            transport.write(bytes([P.DELIMITER]))
         self.identity = self.identify()
         self.config = self.identity.config
 
     def call(self, op: P.Op, args: bytes = b"") -> bytes:
         """Send one request; return the reply's data or raise `ChipError` / `LinkError`."""
+        result = []
+        self.send(op, args, result.append)
+        self.flush()
+        return result[0]
+
+    def send(self, op: P.Op, args: bytes = b"", on_reply=None):
+        """Send a request without waiting for its reply; `on_reply(data)` gets the reply's data.
+
+        Waits for older replies first while the unanswered bytes would exceed the window. A
+        rejected request raises `ChipError` when its reply is read (here or in `flush`).
+        """
         self._tag = (self._tag + 1) & 0xFF
-        self.transport.write(P.request(op, self._tag, args))
+        frame = P.request(op, self._tag, args)
+        while self._outstanding and self._outstanding_bytes + len(frame) > self.window:
+            self._receive()
+        self.transport.write(frame)
+        self._outstanding.append((op, self._tag, len(frame), on_reply))
+        self._outstanding_bytes += len(frame)
+
+    def flush(self):
+        """Wait for every unanswered request's reply."""
+        while self._outstanding:
+            self._receive()
+
+    def _receive(self):
+        op, tag, size, on_reply = self._outstanding[0]
         body = self.transport.read_frame(self.timeout)
         try:
             payload = P.decode_frame(body)
         except P.FrameError as exc:
             raise LinkError(f"reply to {op.name} does not decode: {exc}") from None
+        if self._skip_error and payload[:2] == bytes([P.ERROR_OP, 0]):
+            self._skip_error = False         # the answer to the partial frame resync ended
+            return
+        self._skip_error = False
+        self._outstanding.popleft()
+        self._outstanding_bytes -= size
         if len(payload) < 3 or payload[0] not in (op | P.REPLY_FLAG, P.ERROR_OP):
             raise LinkError(f"unexpected reply to {op.name}: {payload[:8].hex()}")
         try:
             status = P.Status(payload[2])
         except ValueError:
             raise LinkError(f"reply to {op.name} has unknown status {payload[2]}") from None
-        if payload[0] == P.ERROR_OP or payload[1] != self._tag:
+        if payload[0] == P.ERROR_OP or payload[1] != tag:
             raise LinkError(f"the chip could not decode {op.name}: {status.name}")
         if status != P.Status.OK:
             raise ChipError(op, status)
-        return payload[3:]
+        if on_reply is not None:
+            on_reply(payload[3:])
 
     # Identity and control --------------------------------------------------------------------
 

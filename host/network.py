@@ -293,26 +293,29 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
         for step, source in client.fetch():
             name, index = image.source_owner[source]
             out[name][step - first_step, index] = True
-    _check_nothing_lost(before, client.status(), out)
+    grown = counters_grown(before, client.status())
+    if grown:
+        detail = ", ".join(f"{name} +{n}" for name, n in grown.items())
+        raise SpikesLost(f"the chip dropped events during the run ({detail}); see READ_STATUS in "
+                         "docs/protocol.md (record fewer neurons, or raise host_buffer)",
+                         out, grown)
     return out
 
 
-def _loss_counters(status: dict) -> dict:
-    counters = {"host_dropped": status["host_dropped"]}
+def loss_counters(status: dict) -> dict:
+    """The READ_STATUS counters (`ChipClient.status()`) that count lost events or bytes."""
+    counters = {"host_dropped": status["host_dropped"],
+                "uart_overflows": status["uart_overflows"]}
     for c, core in enumerate(status["cores"]):
         counters.update({f"core{c}_{name}": value for name, value in core.items()})
     return counters
 
 
-def _check_nothing_lost(before: dict, after: dict, spikes: dict):
-    grown = {name: value - _loss_counters(before)[name]
-             for name, value in _loss_counters(after).items()
-             if value != _loss_counters(before)[name]}
-    if grown:
-        detail = ", ".join(f"{name} +{n}" for name, n in grown.items())
-        raise SpikesLost(f"the chip dropped events during the run ({detail}); see READ_STATUS in "
-                         "docs/protocol.md (record fewer neurons, or raise host_buffer)",
-                         spikes, grown)
+def counters_grown(before: dict, after: dict) -> dict:
+    """Loss counters that grew between two READ_STATUS results: name -> increase."""
+    old = loss_counters(before)
+    return {name: value - old[name] for name, value in loss_counters(after).items()
+            if value != old[name]}
 
 
 def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None, *,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_raster"]
+__all__ = ["save_raster", "save_run_plot"]
 
 
 def save_raster(path, step_events, n_axons: int, spikes: np.ndarray, *, title: str = "") -> Path:
@@ -33,5 +33,48 @@ def save_raster(path, step_events, n_axons: int, spikes: np.ndarray, *, title: s
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_run_plot(path, input_counts: np.ndarray, spikes: dict, sizes: dict, dt_us: int, *,
+                  title: str = "") -> Path:
+    """Save the picture of a run: input events per step, then per recorded population a spike
+    raster (neuron vs time) and its population rate (spikes per step, smoothed over 10 steps).
+
+    `input_counts`: events sent per step; `spikes`: population -> (n, 2) (step, neuron);
+    `sizes`: population -> neurons.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    names = list(spikes)
+    ratios = [1] + [2 if sizes[n] > 8 else 1 for n in names] + [1]
+    fig, axes = plt.subplots(len(names) + 2, 1, figsize=(11, 2.2 * len(ratios) + 1), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+    ms = dt_us / 1000
+    steps = np.arange(len(input_counts))
+    axes[0].plot(steps * ms, input_counts, lw=0.6, color="tab:blue")
+    axes[0].set_ylabel("input\nevents/step")
+    window = np.ones(10) / 10
+    for ax, name in zip(axes[1:], names):
+        s = spikes[name]
+        ax.scatter(s[:, 0] * ms, s[:, 1], s=3, c="black", marker="|")
+        ax.set_ylim(-0.5, sizes[name] - 0.5)
+        ax.set_ylabel(f"{name}\nneuron")
+    rate_ax = axes[-1]
+    for name in names:
+        counts = np.bincount(spikes[name][:, 0], minlength=len(steps))[:len(steps)]
+        rate_ax.plot(steps * ms, np.convolve(counts, window, mode="same"), lw=0.8, label=name)
+    rate_ax.set_ylabel("spikes/step")
+    rate_ax.set_xlabel("time (ms)")
+    if names:
+        rate_ax.legend(loc="upper right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

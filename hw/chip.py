@@ -43,7 +43,8 @@ Op = P.Op
 BULK_WRITES = {
     Op.WRITE_WEIGHTS: (5, "weights"), Op.WRITE_PARAMS: (3, "params"),
     Op.WRITE_STATE: (3, "state"), Op.WRITE_ROUTE_INDEX: (2, "index"),
-    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"), Op.WRITE_REGS: (2, "reg"),
+    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"), Op.INPUT8: (0, "input8"),
+    Op.WRITE_REGS: (2, "reg"),
 }
 # Requests that read `count` items: op: (exact argument length, what the items are)
 BLOCK_READS = {
@@ -51,7 +52,7 @@ BLOCK_READS = {
     Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
     Op.READ_ROUTE_DEST: (4, "dest"), Op.READ_REGS: (4, "reg"),
 }
-KINDS = ["weights", "params", "state", "index", "dest", "input", "reg"]
+KINDS = ["weights", "params", "state", "index", "dest", "input", "input8", "reg"]
 SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
           "state": ConfigSpace.STATE}
 
@@ -78,7 +79,7 @@ class Chip(wiring.Component):
         return {"weights": P.word_bytes(core.weights_per_word * core.weight_width),
                 "params": P.word_bytes(word_width(param_fields(core))),
                 "state": P.word_bytes(word_width(state_fields(core))),
-                "index": 4, "dest": 3, "input": 2, "reg": 4}[kind]
+                "index": 4, "dest": 3, "input": 2, "input8": 1, "reg": 4}[kind]
 
     def elaborate(self, platform):
         m = Module()
@@ -337,7 +338,7 @@ class _Engine:
             with m.If(self.rem >= self.nbytes):
                 m.d.sync += [self.rem.eq(self.rem - self.nbytes),
                              self.n_items.eq(self.n_items + 1)]
-            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input"))):
+            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input", "input8"))):
                 self.fail(P.Status.BAD_LENGTH)
             with m.Elif(self.head == 0):      # INPUT: no head, the items start at once
                 m.d.sync += self.item.eq(0)
@@ -368,7 +369,7 @@ class _Engine:
             m.next = "VALIDATE"
         with state("APPLY"):
             with m.If(self.idx == self.n_items):
-                with m.If(self.is_kind("input")):
+                with m.If(self.is_kind("input", "input8")):
                     m.d.sync += self.host_events.eq(self.host_events + self.routed)
                 self.reply(Const(P.Status.OK, 8))
             with m.Else():
@@ -437,7 +438,7 @@ class _Engine:
                         with m.Case(reg):
                             with m.If((item & read_only_bits) != 0):
                                 m.d.sync += self.value_bad.eq(1)
-            with m.Case(KINDS.index("input")):
+            with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 with m.If(item[:16] >= cfg.n_inputs):
                     m.d.sync += self.addr_bad.eq(1)
                 with m.Else():         # count its routed events in INPUT_COUNT
@@ -451,7 +452,7 @@ class _Engine:
             self.fail(P.Status.BAD_ADDRESS)
         with m.Elif(self.value_bad):
             self.fail(P.Status.BAD_VALUE)
-        with m.Elif(self.is_kind("input") &
+        with m.Elif(self.is_kind("input", "input8") &
                     (self.host_events + self.routed > cfg.max_host_events)):
             self.fail(P.Status.LIMIT)
         with m.Else():
@@ -481,7 +482,7 @@ class _Engine:
                             m.d.sync += self.regs[reg].eq(item)
                 m.d.sync += self.idx.eq(self.idx + 1)
                 m.next = "APPLY"
-            with m.Case(KINDS.index("input")):
+            with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 m.d.comb += [self.router.i_source.valid.eq(1),
                              self.router.i_source.payload.eq(self.input_source())]
                 with m.If(self.router.i_source.ready):

@@ -78,7 +78,8 @@ class ChipModel:
             P.Op.READ_ROUTE_INDEX: self._read_route_index,
             P.Op.WRITE_ROUTE_DEST: self._write_route_dest,
             P.Op.READ_ROUTE_DEST: self._read_route_dest,
-            P.Op.INPUT: self._input, P.Op.TICK: self._tick, P.Op.FETCH: self._fetch,
+            P.Op.INPUT: self._input, P.Op.INPUT8: self._input8, P.Op.TICK: self._tick,
+            P.Op.FETCH: self._fetch,
             P.Op.WRITE_REGS: self._write_regs, P.Op.READ_REGS: self._read_regs,
         }
         self.regs = [0] * P.N_REGS
@@ -310,7 +311,12 @@ class ChipModel:
 
     def _input(self, args: bytes) -> bytes:
         _require(len(args) % 2 == 0, P.Status.BAD_LENGTH)
-        inputs = np.frombuffer(args, dtype="<u2").astype(np.int64)
+        return self._input_ids(np.frombuffer(args, dtype="<u2").astype(np.int64))
+
+    def _input8(self, args: bytes) -> bytes:
+        return self._input_ids(np.frombuffer(args, dtype=np.uint8).astype(np.int64))
+
+    def _input_ids(self, inputs: np.ndarray) -> bytes:
         _require(not inputs.size or inputs.max() < self.cfg.n_inputs, P.Status.BAD_ADDRESS)
         sources = self.cfg.input_source(0) + inputs
         routed = int(self.route_count[sources].sum())

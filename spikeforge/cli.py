@@ -62,12 +62,276 @@ def _demo(args) -> int:
     return 0 if agree else 1
 
 
+# spikeforge run / info / board-sim ----------------------------------------------------------
+
+DEVICE_HELP = ("model (the golden model in this process, the default), sim (start the simulated "
+               "board: the chip gateware under Verilator, reached over a local socket), or a "
+               "serial port / pyserial URL: serial:///dev/ttyUSB1?baud=3000000, /dev/ttyUSB1, "
+               "socket://127.0.0.1:7000 (a running `spikeforge board-sim`)")
+
+
+RUN_EXAMPLES = """examples:
+  spikeforge run                                      bundled sample, network, golden model
+  spikeforge run --device sim                         ... on the chip gateware (Verilator)
+  spikeforge run rec.aedat4 --pool 5 --polarity merge your recording, your encoding
+  spikeforge run rec.raw --device serial:///dev/ttyUSB1?baud=3000000   a board
+"""
+
+
+def _pair(text: str) -> tuple[int, int]:
+    """`8` -> (8, 8); `8x4` -> (8, 4)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or WxH, not {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or WxH, not {text!r}")
+    return parts[0], parts[1]
+
+
+def _crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        parts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,WIDTH,HEIGHT, not {text!r}")
+    return parts
+
+
+def _run(args) -> int:
+    """Stream an event recording through a network on a device; save spikes and a picture.
+
+    With no arguments: the bundled sample recording through the bundled network `bars` on the
+    golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png.
+    """
+    import dataclasses
+
+    from spikeforge.host.bundled import load_network_spec, sample_path
+    from spikeforge.host.device import open_device, parse_config
+    from spikeforge.host.encode import Encoder
+    from spikeforge.host.events import open_recording
+    from spikeforge.host.plots import save_run_plot
+    from spikeforge.spec import ChipConfig
+
+    spec = load_network_spec(args.network)
+    changes = {k: v for k, v in (("dt_us", args.dt), ("pool", args.pool), ("crop", args.crop),
+                                  ("polarity", args.polarity), ("refractory_us", args.refractory),
+                                  ("denoise_us", args.denoise),
+                                  ("max_events_per_step", args.cap)) if v is not None}
+    encoder_cfg = dataclasses.replace(spec.encoder, **changes)
+    path = args.recording or sample_path()
+    recording = open_recording(path, dimensions=args.dimensions)
+    encoder = Encoder(encoder_cfg, (recording.width, recording.height))
+    group = spec.network.inputs[spec.input_group]
+    if encoder.n_inputs != group.size:
+        raise ValueError(f"the network's input {spec.input_group!r} has {group.size} inputs, "
+                         f"but {recording.width}x{recording.height} events with "
+                         f"{encoder.describe()} give {encoder.n_inputs}: adjust --crop/--pool/"
+                         f"--polarity")
+    config = parse_config(args.config) if args.config else ChipConfig()
+    print(f"recording: {path} ({recording.format}, {recording.width}x{recording.height})")
+    print(f"network:   {spec.description or args.network}")
+    print(f"encoding:  {encoder.describe()}")
+    if args.device == "sim":
+        print("device:    starting the simulated board (the first time builds the chip with "
+              "Verilator, about 1-2 minutes) ...", flush=True)
+    with open_device(args.device, config=config, timeout=args.timeout) as device:
+        image = spec.network.compile(device.config)
+        print(f"device:    {device.name}: {device.config.n_cores} cores x "
+              f"{device.config.core.n_neurons} neurons")
+        device.load(image)
+        input_counts = []
+
+        def steps():
+            for chunk in recording.chunks():
+                for step, ids in encoder.feed(chunk):
+                    yield _note(step, ids)
+            for step, ids in encoder.finish():
+                yield _note(step, ids)
+
+        def _note(step, ids):
+            if step >= len(input_counts):
+                input_counts.extend([0] * (step + 1 - len(input_counts)))
+            input_counts[step] = len(ids)
+            return step, ids
+
+        bar = _progress(args)
+
+        def progress(events, step):
+            if bar is not None:
+                bar.update(events - bar.n)
+                bar.set_postfix_str(f"step {step}", refresh=False)
+
+        try:
+            result = device.stream(image, spec.input_group, steps(), progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    counts = encoder.counts
+    sizes = {name: len(image.placement[name]) for name in result.spikes}
+    capacity = device.capacity
+    print(f"events:    {counts.events} read, {counts.inputs} after the encoder "
+          f"(dropped: {counts.cropped} cropped, {counts.denoised} denoised, {counts.polarity} "
+          f"polarity, {counts.refractory} refractory, {counts.capped} capped), "
+          f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit")
+    link = (f"; link capacity {capacity / 2:,.0f} events/s at 2 bytes/event"
+            if capacity else "")
+    print(f"streamed:  {result.steps} steps of {encoder_cfg.dt_us} us in {result.seconds:.2f} s: "
+          f"{result.events_per_second:,.0f} events/s, "
+          f"{result.request_bytes / max(result.events_sent, 1):.2f} bytes/event{link}")
+    for name, s in result.spikes.items():
+        print(f"spikes:    {name}: {len(s)} from {len(np.unique(s[:, 1]))} of {sizes[name]} "
+              f"neurons")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "spikes.npz", dt_us=encoder_cfg.dt_us, t0_us=encoder.t0 or 0,
+             input_counts=np.array(input_counts, dtype=np.int64),
+             **{f"spikes_{name}": s for name, s in result.spikes.items()})
+    with open(out / "spikes.csv", "w") as f:
+        f.write("population,neuron,step,time_us\n")
+        for name, s in result.spikes.items():
+            for step, neuron in s:
+                f.write(f"{name},{neuron},{step},{(encoder.t0 or 0) + step * encoder_cfg.dt_us}"
+                        f"\n")
+    picture = save_run_plot(out / "run.png", np.array(input_counts), result.spikes, sizes,
+                            encoder_cfg.dt_us, title=f"{Path(path).name} through "
+                            f"{args.network} on {args.device}")
+    print(f"saved:     {out / 'spikes.npz'}, {out / 'spikes.csv'}, {picture}")
+    return 0
+
+
+def _progress(args):
+    if args.quiet:
+        return None
+    from tqdm import tqdm
+    return tqdm(unit=" events", unit_scale=True, desc="streaming", leave=False,
+                disable=None)      # None: only on a terminal
+
+
+def _info(args) -> int:
+    """Print the device's identity, capabilities and status counters."""
+    from spikeforge.host.device import open_device, parse_config
+    config = parse_config(args.config) if args.config else None
+    with open_device(args.device, config=config, timeout=args.timeout) as device:
+        info = device.info()
+    status = info.pop("status")
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+    print("status:")
+    for key, value in status.items():
+        print(f"  {key:<{width}}  {value}")
+    return 0
+
+
+def _board_sim(args) -> int:
+    """Run the simulated board: the chip gateware under Verilator, behind a socket or a pty.
+
+    Prints the URL to give to `spikeforge run --device URL` (or to pyserial) and serves until
+    stopped with Ctrl-C (or, with --once, until the first client disconnects).
+    """
+    from spikeforge.host.device import parse_config
+    from spikeforge.hw.rtlsim import serve_board
+    from spikeforge.spec import ChipConfig
+    config = parse_config(args.config) if args.config else ChipConfig()
+    listen = "pty" if args.pty else f"socket:{args.host}:{args.port}"
+    ready = args.ready_file
+    print(f"board-sim: building the chip ({config.n_cores} cores x {config.core.n_neurons} "
+          f"neurons) with Verilator (cached after the first time) ...", flush=True)
+    if ready is None:
+        import tempfile
+        ready = Path(tempfile.mkdtemp(prefix="spikeforge-board-")) / "url"
+        import threading
+
+        def announce():
+            while not ready.exists():
+                time.sleep(0.1)
+            print(f"board-sim: listening on {ready.read_text()} (Ctrl-C stops)", flush=True)
+        threading.Thread(target=announce, daemon=True).start()
+    try:
+        serve_board(config, listen, ready_file=ready, once=args.once,
+                    uart_divisor=args.uart_divisor)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _add_device_args(parser):
+    parser.add_argument("--device", default="model", metavar="DEVICE", help=DEVICE_HELP)
+    parser.add_argument("--config", metavar="KEY=N,...",
+                        help="chip configuration of model/sim devices, e.g. cores=4,neurons=256,"
+                             "axons=256,k=2,inputs=256 (default: ChipConfig())")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="seconds to wait for a reply before giving up (default 10)")
+
+
+def add_run(sub):
+    run = sub.add_parser("run", help="stream an event recording through a network on a device",
+                         description=_run.__doc__, epilog=RUN_EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("recording", nargs="?", type=Path,
+                     help="event file: .aedat4, .raw (EVT2/EVT3), .dat, .es, .csv, .npy "
+                          "(default: the bundled sample)")
+    run.add_argument("--network", default="bars", metavar="NET",
+                     help="bars (bundled) or a Python file defining network() (default bars)")
+    _add_device_args(run)
+    enc = run.add_argument_group("encoding (defaults come from the network)")
+    enc.add_argument("--dt", type=int, metavar="US", help="time step in microseconds")
+    enc.add_argument("--crop", type=_crop, metavar="X0,Y0,W,H",
+                     help="window of the sensor: corner, width, height")
+    enc.add_argument("--pool", type=_pair, metavar="N|WxH", help="pixels per input cell: N or WxH")
+    enc.add_argument("--polarity", choices=["split", "merge", "on", "off"],
+                     help="split: ON and OFF channels; merge: one channel; on/off: keep one")
+    enc.add_argument("--refractory", type=int, metavar="US",
+                     help="per-input refractory period (us)")
+    enc.add_argument("--denoise", type=int, metavar="US",
+                     help="drop events with no neighbour event within this many us")
+    enc.add_argument("--cap", type=int, metavar="N", help="at most this many events per step")
+    enc.add_argument("--dimensions", type=_pair, metavar="WxH",
+                     help="sensor WxH for files that do not say (.csv/.npy without header)")
+    run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+
+def add_info(sub):
+    info = sub.add_parser("info", help="show a device's identity, capabilities and counters",
+                          description=_info.__doc__)
+    _add_device_args(info)
+    info.set_defaults(func=_info)
+
+
+def add_board_sim(sub):
+    board = sub.add_parser("board-sim", help="run the simulated board (chip gateware under "
+                           "Verilator) behind a socket or pty", description=_board_sim.__doc__)
+    board.add_argument("--port", type=int, default=7000,
+                       help="TCP port to listen on, 0 for any free one (default 7000)")
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    board.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal instead")
+    board.add_argument("--config", help="chip configuration, e.g. cores=4,neurons=256 "
+                       "(default: ChipConfig())")
+    board.add_argument("--uart-divisor", type=int,
+                       help="put the chip behind its UART at this many cycles per bit")
+    board.add_argument("--once", action="store_true",
+                       help="stop when the first client disconnects")
+    board.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    board.set_defaults(func=_board_sim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
-        description="spikeforge: an open, verified FPGA neuromorphic accelerator.")
+        description="spikeforge: an open, verified FPGA neuromorphic accelerator.",
+        epilog="Start with `spikeforge run` (the bundled sample through the bundled network). "
+               "`spikeforge COMMAND --help` explains each command.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_run(sub)
+    add_info(sub)
+    add_board_sim(sub)
     demo = sub.add_parser("demo", help="run a random network on the model and the gateware",
                           description=_demo.__doc__)
     demo.add_argument("--neurons", type=int, default=256, help="neurons N (default 256)")
@@ -92,11 +356,15 @@ def main(argv=None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if getattr(args, "sim", None):
         os.environ["SPIKEFORGE_SIM"] = args.sim
+    from spikeforge.host.link import ChipError, LinkError
     try:
         return args.func(args)
-    except ValueError as exc:      # user mistakes (bad parameters) get one clear line
+    except (ValueError, LinkError, ChipError) as exc:   # user mistakes, broken links: one line
         print(f"spikeforge: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("spikeforge: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

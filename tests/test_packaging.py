@@ -20,3 +20,6 @@ def test_regular_install_maps_every_folder_into_one_namespace(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()
     assert out == [str(target / "spikeforge" / "hw" / "__init__.py"),
                    str(target / "spikeforge" / "sim" / "__init__.py")]
+    # The bundled sample recording ships as package data, so `spikeforge run` works offline.
+    sample = target / "spikeforge" / "data" / "sample.aedat4"
+    assert sample.read_bytes() == (ROOT / "spikeforge" / "data" / "sample.aedat4").read_bytes()

@@ -62,3 +62,12 @@ def test_single_bit_flips_are_caught_by_the_crc_or_framing():
 def test_oversize_payload_is_refused_by_the_encoder():
     with pytest.raises(ValueError, match="exceeds MAX_PAYLOAD"):
         P.encode_frame(bytes(P.MAX_PAYLOAD + 1))
+
+
+def test_crc_equals_the_crc_package():
+    from crc import Calculator, Crc16
+    rng = random.Random(3)
+    calculator = Calculator(Crc16.IBM_3740)
+    for n in (0, 1, 2, 7, 100, 1026):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert P.crc16(data) == calculator.checksum(data)

@@ -1,0 +1,113 @@
+"""Host benchmarks: reader and encoder events/s, link bytes per event at several densities, and
+end-to-end events/s through the golden model and the simulated board.
+
+    python benchmarks/host.py            # prints markdown tables (docs/host.md has results)
+    python benchmarks/host.py --no-sim   # skip the simulated board
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge import protocol as P
+from spikeforge.host.bundled import bars, sample_path
+from spikeforge.host.device import input_requests, open_device
+from spikeforge.host.encode import Encoder, EncoderConfig
+from spikeforge.host.events import open_recording, write_recording
+from spikeforge.host.synthetic import moving_shapes
+
+UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
+
+
+def best_of(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def readers(events, folder):
+    print("| format | events | read events/s |\n|---|---|---|")
+    for suffix in (".aedat4", ".raw", ".dat", ".csv", ".npy"):
+        path = write_recording(Path(folder) / f"bench{suffix}", events, (346, 260))
+        seconds = best_of(lambda p=path: sum(len(c) for c in open_recording(p).chunks()))
+        print(f"| {suffix[1:]} | {len(events):,} | {len(events) / seconds / 1e6:.1f} M |")
+
+
+def link_bytes(ids_per_step):
+    """Bytes on the link for one step: the input frames of the ids (as `Device.stream` sends
+    them) and a TICK (FETCH excluded)."""
+    total = len(P.request(P.Op.TICK, 1, b"\x01\x00"))
+    for op, args in input_requests(np.asarray(ids_per_step, dtype=np.int64)):
+        total += len(P.request(op, 1, args))
+    return total
+
+
+def encoders(events):
+    print("\n| encoder settings | events/s (encode) | events/s (encode + frame) | "
+          "x 12 Mbaud at 1 byte/event |\n|---|---|---|---|")
+    settings = {"pool 8, split": EncoderConfig(pool=(8, 8)),
+                "pool 8, split, refractory 1 ms": EncoderConfig(pool=(8, 8), refractory_us=1000),
+                "pool 8, denoise 5 ms": EncoderConfig(pool=(8, 8), denoise_us=5000)}
+    for name, cfg in settings.items():
+        def encode(frame=False, cfg=cfg):
+            enc = Encoder(cfg, (346, 260))
+            for i in range(0, len(events), 65536):
+                for _, ids in enc.feed(events[i:i + 65536]):
+                    if frame:
+                        link_bytes(ids % 256)
+        plain = len(events) / best_of(encode)
+        framed = len(events) / best_of(lambda: encode(True))
+        print(f"| {name} | {plain / 1e6:.1f} M | {framed / 1e6:.2f} M | "
+              f"{framed / UART_12M:.1f} |")
+
+
+def densities():
+    print("\n| events per step | bytes/event, ids < 256 (INPUT8 + TICK) | 12 Mbaud events/s | "
+          "bytes/event, ids >= 256 (INPUT + TICK) | 12 Mbaud events/s |\n|---|---|---|---|---|")
+    for n in (1, 5, 20, 100, 500, 2000):
+        b8 = link_bytes(np.arange(n) % 256) / n
+        b16 = link_bytes(256 + np.arange(n) % 256) / n
+        print(f"| {n} | {b8:.2f} | {UART_12M / b8:,.0f} | {b16:.2f} | {UART_12M / b16:,.0f} |")
+
+
+def end_to_end(sim: bool):
+    spec = bars()
+    rec = open_recording(sample_path())
+    enc = Encoder(spec.encoder, (rec.width, rec.height))
+    steps = []
+    for chunk in rec.chunks():
+        steps += enc.feed(chunk)
+    steps += enc.finish()
+    print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event |"
+          "\n|---|---|---|---|---|---|---|")
+    for name in ("model", "sim") if sim else ("model",):
+        with open_device(name) as device:
+            image = spec.network.compile(device.config)
+            device.load(image)
+            r = device.stream(image, spec.input_group, steps)
+        print(f"| {name} | {r.steps} | {r.events_sent} | {r.seconds:.2f} | "
+              f"{r.events_per_second:,.0f} | {r.steps / r.seconds:,.0f} | "
+              f"{r.request_bytes / r.events_sent:.2f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-sim", action="store_true")
+    args = parser.parse_args()
+    events = moving_shapes(346, 260, duration_us=1_000_000, frame_us=500, seed=1)
+    print(f"synthetic DAVIS346-size recording: {len(events):,} events in 1 s\n")
+    with tempfile.TemporaryDirectory() as folder:
+        readers(events, folder)
+    encoders(events)
+    densities()
+    end_to_end(not args.no_sim)
+
+
+if __name__ == "__main__":
+    main()

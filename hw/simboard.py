@@ -1,0 +1,60 @@
+"""The simulated board: the chip behind byte FIFOs, for `spikeforge board-sim`.
+
+A host drives the board's byte streams from Python (`spikeforge.hw.board_testbench`), which costs
+one Python wake-up per simulated clock cycle. With a FIFO on each side the host only has to be
+awake for the cycles in which bytes actually move (one byte per cycle); while the chip works
+through a request the simulator runs on without Python. The FIFOs add latency but never drop or
+reorder a byte: both follow the stream rules and apply back-pressure.
+
+With `uart_divisor` the chip sits behind its UART (`ChipOverUART`, the gateware a board runs),
+reached through a UART transmitter and receiver of the same divisor, so the bytes cross real
+8N1 serial lines inside the simulation.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from spikeforge import protocol as P
+
+from .chip import Chip, ChipOverUART
+
+__all__ = ["SimBoard"]
+
+
+class SimBoard(wiring.Component):
+    """The chip (`cfg`) behind an input and an output byte FIFO of `fifo_depth` bytes each.
+
+    Ports: `i` (in, byte stream, host to chip), `o` (out, byte stream, chip to host).
+    """
+
+    def __init__(self, cfg=None, *, fifo_depth: int = 2 * (P.MAX_ENCODED + 1),
+                 uart_divisor: int | None = None):
+        self.cfg, self.fifo_depth, self.uart_divisor = cfg, fifo_depth, uart_divisor
+        super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        from .uart import UARTReceiver, UARTTransmitter
+        m = Module()
+        m.submodules.in_fifo = in_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+        m.d.comb += [in_fifo.w_data.eq(self.i.payload), in_fifo.w_en.eq(self.i.valid),
+                     self.i.ready.eq(in_fifo.w_rdy),
+                     self.o.payload.eq(out_fifo.r_data), self.o.valid.eq(out_fifo.r_rdy),
+                     out_fifo.r_en.eq(self.o.ready)]
+        if self.uart_divisor is None:
+            m.submodules.chip = chip = Chip(self.cfg)
+            to_chip, from_chip = chip.i, chip.o
+            m.d.comb += chip.uart_framing_errors.eq(0)
+        else:
+            m.submodules.chip = chip = ChipOverUART(self.cfg, divisor=self.uart_divisor)
+            m.submodules.host_tx = host_tx = UARTTransmitter(self.uart_divisor)
+            m.submodules.host_rx = host_rx = UARTReceiver(self.uart_divisor)
+            m.d.comb += [chip.rx.eq(host_tx.tx), host_rx.rx.eq(chip.tx)]
+            to_chip, from_chip = host_tx.i, host_rx.o
+        m.d.comb += [to_chip.payload.eq(in_fifo.r_data), to_chip.valid.eq(in_fifo.r_rdy),
+                     in_fifo.r_en.eq(to_chip.ready),
+                     out_fifo.w_data.eq(from_chip.payload), out_fifo.w_en.eq(from_chip.valid),
+                     from_chip.ready.eq(out_fifo.w_rdy)]
+        return m

@@ -1,0 +1,156 @@
+"""Event files: written by faery, read back by spikeforge (and by aedat / evt3) identically;
+bad files give one clear error naming the file."""
+
+import faery
+import numpy as np
+import pytest
+
+from spikeforge.host.events import EVENTS_DTYPE, EventFileError, open_recording, write_recording
+from spikeforge.host.synthetic import SCENES, moving_shapes
+
+SEED = 11
+
+
+def random_events(n=20000, width=160, height=120, seed=SEED):
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    events = np.zeros(n, EVENTS_DTYPE)
+    events["t"] = np.sort(rng.integers(5_000, 3_000_000, n))
+    events["x"], events["y"] = rng.integers(0, width, n), rng.integers(0, height, n)
+    events["on"] = rng.random(n) < 0.5
+    return events
+
+
+@pytest.mark.parametrize("suffix", [".aedat4", ".raw", ".dat", ".es", ".csv", ".npy"])
+def test_written_files_read_back_identically(tmp_path, suffix):
+    events = random_events()
+    path = write_recording(tmp_path / f"rec{suffix}", events, (160, 120))
+    rec = open_recording(path)
+    assert (rec.width, rec.height) == (160, 120)
+    chunks = list(rec.chunks())
+    assert len(chunks) >= 1
+    np.testing.assert_array_equal(np.concatenate(chunks), events)
+
+
+def test_evt2_written_by_faery_reads_back(tmp_path):
+    events = random_events(5000)
+    array = np.zeros(len(events), faery.EVENTS_DTYPE)
+    for name in ("t", "x", "y", "on"):
+        array[name] = events[name]
+    path = tmp_path / "rec.raw"
+    faery.events_stream_from_array(array, dimensions=(160, 120)).to_file(
+        path, version="evt2", zero_t0=False)
+    assert b"evt 2" in path.read_bytes()[:100].lower()
+    np.testing.assert_array_equal(open_recording(path).read(), events)
+
+
+def test_aedat_library_reads_what_we_read(tmp_path):
+    import aedat
+    events = random_events()
+    path = write_recording(tmp_path / "rec.aedat4", events, (160, 120))
+    theirs = np.concatenate([p["events"] for p in aedat.Decoder(path) if "events" in p])
+    ours = open_recording(path).read()
+    np.testing.assert_array_equal(ours["t"], theirs["t"])
+    np.testing.assert_array_equal(ours["x"], theirs["x"])
+    np.testing.assert_array_equal(ours["y"], theirs["y"])
+    np.testing.assert_array_equal(ours["on"], theirs["on"])
+
+
+def test_evt3_library_reads_what_we_read(tmp_path):
+    import evt3
+    events = random_events()
+    path = write_recording(tmp_path / "rec.raw", events, (160, 120))
+    theirs = evt3.decode_file(str(path))
+    ours = open_recording(path).read()
+    assert (theirs.sensor_width, theirs.sensor_height) == (160, 120)
+    np.testing.assert_array_equal(ours["x"], theirs.x)
+    np.testing.assert_array_equal(ours["y"], theirs.y)
+    np.testing.assert_array_equal(ours["on"], theirs.polarity.astype(bool))
+    # evt3 counts time from the start of the event data, faery from the header's t0 = 0.
+    np.testing.assert_array_equal(ours["t"] - ours["t"][0],
+                                  theirs.timestamp.astype(np.int64) - int(theirs.timestamp[0]))
+
+
+def test_large_file_streams_in_several_chunks(tmp_path):
+    events = random_events(600_000, seed=SEED + 1)
+    path = write_recording(tmp_path / "big.npy", events, (160, 120))
+    rec = open_recording(path)
+    sizes = [len(c) for c in rec.chunks()]
+    assert len(sizes) > 1 and max(sizes) < len(events) and sum(sizes) == len(events)
+
+
+def bad(path, match):
+    with pytest.raises(EventFileError, match=match) as info:
+        rec = open_recording(path)
+        for _ in rec.chunks():
+            pass
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_truncated_aedat4(tmp_path):
+    path = write_recording(tmp_path / "rec.aedat4", random_events(), (160, 120))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    bad(path, "truncated or corrupt AEDAT4")
+
+
+def test_garbage_aedat4(tmp_path):
+    path = tmp_path / "rec.aedat4"
+    path.write_bytes(b"not an event file at all" * 20)
+    bad(path, "cannot read as AEDAT4")
+
+
+def test_evt_without_header(tmp_path):
+    path = tmp_path / "rec.raw"
+    path.write_bytes(bytes(range(1, 200)) * 10)
+    bad(path, "no '%' header")
+
+
+def test_truncated_evt3(tmp_path):
+    path = write_recording(tmp_path / "rec.raw", random_events(), (160, 120))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 1])
+    bad(path, "truncated EVT file")
+
+
+def test_unknown_extension_missing_and_empty_files(tmp_path):
+    (tmp_path / "rec.mp4").write_bytes(b"x")
+    bad(tmp_path / "rec.mp4", "unknown recording format '.mp4'")
+    bad(tmp_path / "missing.aedat4", "no such file")
+    (tmp_path / "empty.aedat4").write_bytes(b"")
+    bad(tmp_path / "empty.aedat4", "empty file")
+
+
+def test_wrong_dimensions_are_caught(tmp_path):
+    path = write_recording(tmp_path / "rec.npy", random_events(), (160, 120))
+    with pytest.raises(EventFileError, match="outside the 100x120 sensor"):
+        list(open_recording(path, dimensions=(100, 120)).chunks())
+
+
+def test_time_running_backwards_is_caught(tmp_path):
+    events = random_events(1000)
+    events["t"][500] = 1
+    np.save(tmp_path / "rec.npy", events)
+    bad(tmp_path / "rec.npy", "time runs backwards at event 500")
+
+
+def test_npy_needs_event_fields(tmp_path):
+    np.save(tmp_path / "rec.npy", np.zeros((10, 4)))
+    bad(tmp_path / "rec.npy", "structured array")
+
+
+def test_synthetic_camera_is_deterministic_and_plausible(tmp_path):
+    a = moving_shapes(48, 32, duration_us=500_000, seed=3)
+    b = moving_shapes(48, 32, duration_us=500_000, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert (np.diff(a["t"].astype(np.int64)) >= 0).all()
+    assert a["x"].max() < 48 and a["y"].max() < 32
+    on, off = int(a["on"].sum()), int((~a["on"]).sum())
+    assert on > 500 and abs(on - off) < 0.1 * (on + off)    # every edge that appears leaves
+    # Each scene segment has events: the shapes really move across the sensor.
+    segment = a["t"] * len(SCENES) // 500_000
+    assert set(np.unique(segment)) == set(range(len(SCENES)))
+    path = write_recording(tmp_path / "s.aedat4", a, (48, 32))
+    np.testing.assert_array_equal(open_recording(path).read(), a)
