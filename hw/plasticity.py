@@ -89,7 +89,8 @@ def factor_layout():
 class PlasticityUnit(wiring.Component):
     """See the module docstring for the ports' protocol and the cycle cost."""
 
-    def __init__(self, cfg: CoreConfig):
+    def __init__(self, cfg: CoreConfig, *, _bug: str | None = None):
+        self._bug = _bug    # only for the formal bench's deliberately broken variant
         problem = plastic_config_error(cfg)
         if problem:
             raise ValueError(problem)
@@ -350,7 +351,11 @@ class PlasticityUnit(wiring.Component):
             total = Signal(signed(29), name=f"total{lane}")
             m.d.comb += total.eq(old + delta)
             clamped = Signal(signed(cfg.weight_width), name=f"clamped{lane}")
-            m.d.comb += clamped.eq(Mux(total < w_min, w_min, Mux(total > w_max, w_max, total)))
+            if self._bug == "no_clamp":
+                m.d.comb += clamped.eq(Mux(total < w_min, w_min, total))
+            else:
+                m.d.comb += clamped.eq(Mux(total < w_min, w_min,
+                                           Mux(total > w_max, w_max, total)))
             weights.append(Mux(consume, clamped, old)[:ww])
             next_state = Signal(LFSR_WIDTH, name=f"lfsr_after{lane}")
             m.d.comb += next_state.eq(Mux(consume, jumped, state))
