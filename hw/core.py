@@ -16,6 +16,11 @@ runs at K synaptic operations per cycle with no bubbles. A dropped event (bad ax
 costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
 STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
 cycles (write) or 3 (read) plus the wait for the response to be taken.
+
+With `plastic=True` the core carries a `PlasticityUnit` (`docs/plasticity.md`): when learning is
+enabled, a tick is followed by the learning step (N + A + 5 + rows·(2N/K + 1) cycles, during
+which the unit owns the synapse port) before the STEP_END marker; config space LEARN reaches the
+unit's registers and memories; CLEAR takes max(N, A) cycles. Events and ticks cost the same.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
