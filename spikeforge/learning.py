@@ -220,8 +220,11 @@ class LfsrStream:
 
     def __init__(self, state: int = 1):
         self.state = state
-        self._powers = _jump_powers(self.BLOCK)
-        self._weights = 1 << np.arange(LFSR_WIDTH, dtype=np.int64)
+        # float64 matrix products are exact here (sums of at most 32 ones; values < 2**32) and
+        # use BLAS, which NumPy has no integer path for.
+        powers = _jump_powers(self.BLOCK)
+        self._powers = powers.reshape(-1, LFSR_WIDTH).astype(np.float64)   # (BLOCK*32, 32)
+        self._weights = (1 << np.arange(LFSR_WIDTH, dtype=np.int64)).astype(np.float64)
 
     def draw(self, count: int) -> np.ndarray:
         """Return the next `count` states (each after one more 24-step jump) as int64."""
@@ -229,8 +232,9 @@ class LfsrStream:
         done = 0
         while done < count:
             n = min(self.BLOCK, count - done)
-            bits = (self.state >> np.arange(LFSR_WIDTH, dtype=np.int64)) & 1
-            states = (self._powers[:n] @ bits) % 2 @ self._weights
+            bits = ((self.state >> np.arange(LFSR_WIDTH, dtype=np.int64)) & 1).astype(np.float64)
+            new_bits = (self._powers[:n * LFSR_WIDTH] @ bits).reshape(n, LFSR_WIDTH) % 2
+            states = (new_bits @ self._weights).astype(np.int64)
             out[done:done + n] = states
             self.state = int(states[-1])
             done += n

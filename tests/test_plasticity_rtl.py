@@ -78,8 +78,9 @@ def test_rules_change_at_run_time_with_refused_writes_and_back_pressure():
     """Disabled (base tick cost), STDP, then ERROR rules, refused values, disabled, re-seeded."""
     seed = 200
     print(f"seed {seed}")
-    steps = 400
-    params, scenario = scenario_for("stdp", steps, seed, gap_prob=0.2, stall_prob=0.3)
+    steps = 360
+    params, scenario = scenario_for("stdp", steps, seed, gap_prob=0.2, stall_prob=0.3,
+                                    check_every=3)
     writes = [(0, Reg.ENABLE, 0)]
     writes += [(50, reg, word) for _, reg, word in register_writes(CFG, VARIANTS["stdp"])]
     bad = [(Reg.SHIFT, 25), (Reg.POST_MODE, 3), (Reg.M_UNIT, 0x80), (Reg.PERIOD, 0),
@@ -88,12 +89,12 @@ def test_rules_change_at_run_time_with_refused_writes_and_back_pressure():
     writes += [(150, Reg.SEED_LO, 0)] + [(150, reg, word) for reg, word in bad]
     writes += [(150, reg, word) for _, reg, word in register_writes(
         CFG, VARIANTS["error_triggered_epochs"], seed=0x13579BDF, w_min=-20, w_max=20)]
-    writes += [(250, Reg.ENABLE, 0), (300, Reg.ENABLE, 1), (300, Reg.PERIOD, 1),
-               (300, Reg.BOUNDS, bounds_word(CFG, -128, 127))]
+    writes += [(240, Reg.ENABLE, 0), (270, Reg.ENABLE, 1), (270, Reg.PERIOD, 1),
+               (270, Reg.BOUNDS, bounds_word(CFG, -128, 127))]
     scenario["reg_writes"] = np.asarray(writes, dtype=np.int64)
     result = run_plastic_scenario(CFG, scenario)
     assert result["updates"][:50].sum() == 0 and result["updates"][50:150].sum() > 100
-    assert result["updates"][250:300].sum() == 0 and result["updates"][300:].sum() > 50
+    assert result["updates"][240:270].sum() == 0 and result["updates"][270:].sum() > 50
 
 
 def test_run_time_cycle_cost_without_back_pressure_including_disabled_steps():
@@ -136,6 +137,6 @@ def test_odd_cores_learn_bit_exactly(name):
     writes += [(125, Reg.PRE_MODE, PreMode.SPIKE), (125, Reg.POST_MODE, PostMode.TRACE),
                (125, Reg.Y_DECAY, 200), (125, Reg.Y_INC, 120)]
     scenario = make_plastic_scenario(params, weights, mask, events, writes, targets=targets,
-                                     seed=seed, stall_prob=0.2)
+                                     seed=seed, stall_prob=0.2, check_every=2)
     result = run_plastic_scenario(cfg, scenario)
     assert result["updates"][:125].sum() > 20 and result["updates"][125:].sum() > 20
