@@ -28,7 +28,14 @@ from spikeforge.spec import CoreConfig, NeuronParams, param_fields, unpack_weigh
 from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
 from .plasticity import learning_step_cycles
 from .synapse import synapse_word_bits
-from .testbench import StreamBench, compare_spikes, compare_state, compare_status, configure
+from .testbench import (
+    StreamBench,
+    clear_model,
+    compare_spikes,
+    compare_state,
+    compare_status,
+    configure,
+)
 
 
 def TICK_TO_STEP_END(cfg: CoreConfig) -> int:
@@ -55,13 +62,24 @@ async def learn_writes(bench: StreamBench, writes, expect_ok=None):
                   f"{'success' if ok else 'an error'}, got error={resp['error']}")
 
 
-async def learn_reads(bench: StreamBench, region: Region, count: int) -> list[int]:
+async def learn_reads(bench: StreamBench, region: Region, count: int,
+                      indices=None) -> list[int]:
+    indices = range(count) if indices is None else indices
     responses = await bench.transact([(False, ConfigSpace.LEARN, learn_addr(region, i), 0)
-                                      for i in range(count)])
-    for i, resp in enumerate(responses):
+                                      for i in indices])
+    for i, resp in zip(indices, responses):
         if resp["error"]:
             _fail(f"LEARN read {region.name}[{i}] answered with an error")
     return [resp["data"] for resp in responses]
+
+
+async def compare_registers(bench: StreamBench, model: PlasticCoreModel, step: int):
+    """Read every register back (after writes, refused ones included) and compare."""
+    values = await learn_reads(bench, Region.REGISTERS, len(Reg))
+    for reg, value in zip(Reg, values):
+        if value != model.read_register(reg):
+            _fail(f"step {step}: register {reg.name} reads {value:#x}, expected "
+                  f"{model.read_register(reg):#x}")
 
 
 async def compare_learning(bench: StreamBench, model: PlasticCoreModel, step: int,
@@ -138,6 +156,11 @@ async def run_plastic_scenario(dut):
                 mask_writes.append((Region.MASK, (axon << word_bits) | word, bits))
         await learn_writes(bench, mask_writes)
         model.set_mask(sc["mask"].astype(bool))
+        masks = await learn_reads(bench, Region.MASK, 0, [i for _, i, _ in mask_writes])
+        for (_, index, bits), value in zip(mask_writes, masks):
+            if value != bits:
+                _fail(f"mask word {index} reads {value:#x}, written {bits:#x}")
+        clear_steps = set(options.get("clear_steps", []))
         for step in range(len(offsets) - 1):
             writes = [(Region.REGISTERS, reg, word) for s, reg, word in reg_writes if s == step]
             oks = []
@@ -146,6 +169,8 @@ async def run_plastic_scenario(dut):
                 if oks[-1]:
                     model.write_register(reg, word)
             await learn_writes(bench, writes, oks)
+            if writes:
+                await compare_registers(bench, model, step)
             host = [(Region.FACTOR, n, int(f) & 0xFF) for n, f in enumerate(factors[step]) if f]
             host += [(Region.TARGET, n, 1) for n in np.flatnonzero(targets[step])]
             await learn_writes(bench, host)
@@ -154,6 +179,10 @@ async def run_plastic_scenario(dut):
             model.set_targets(np.flatnonzero(targets[step]))
             before = model.weights.copy()
             rows_before, updates_before = model.rows, model.updates
+            if step in clear_steps:
+                bench.cmds.append(pack(command_layout(cfg), op=CoreOp.CLEAR))
+                clear_model(model)
+                model.clear()
             await run_step(bench, model, step, events[offsets[step]:offsets[step + 1]], result)
             result["rows"].append(model.rows - rows_before)
             result["updates"].append(model.updates - updates_before)

@@ -75,12 +75,13 @@ def test_every_rule_variant_500_steps_bit_exact(variant):
 
 
 def test_rules_change_at_run_time_with_refused_writes_and_back_pressure():
-    """Disabled (base tick cost), STDP, then ERROR rules, refused values, disabled, re-seeded."""
+    """Disabled (base tick cost), STDP, then ERROR rules, refused values, disabled, re-seeded;
+    CLEAR (the protocol's RESET) in between; every register read back after every write batch."""
     seed = 200
     print(f"seed {seed}")
     steps = 360
     params, scenario = scenario_for("stdp", steps, seed, gap_prob=0.2, stall_prob=0.3,
-                                    check_every=3)
+                                    check_every=3, clear_steps=[100, 101, 300])
     writes = [(0, Reg.ENABLE, 0)]
     writes += [(50, reg, word) for _, reg, word in register_writes(CFG, VARIANTS["stdp"])]
     bad = [(Reg.SHIFT, 25), (Reg.POST_MODE, 3), (Reg.M_UNIT, 0x80), (Reg.PERIOD, 0),
