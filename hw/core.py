@@ -16,6 +16,11 @@ runs at K synaptic operations per cycle with no bubbles. A dropped event (bad ax
 costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
 STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
 cycles (write) or 3 (read) plus the wait for the response to be taken.
+
+With `plastic=True` the core carries a `PlasticityUnit` (`docs/plasticity.md`): when learning is
+enabled, a tick is followed by the learning step (N + A + 5 + rows·(2N/K + 1) cycles, during
+which the unit owns the synapse port) before the STEP_END marker; config space LEARN reaches the
+unit's registers and memories; CLEAR takes max(N, A) cycles. Events and ticks cost the same.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
@@ -25,6 +30,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.learning import plastic_config_error
 from spikeforge.spec import COUNTER_WIDTH, CoreConfig
 
 from .arith import bump
@@ -40,6 +46,7 @@ from .layouts import (
     state_layout,
 )
 from .neuron import NeuronUpdate
+from .plasticity import PlasticityUnit
 from .synapse import SynapseMemory, synapse_word_bits
 
 __all__ = ["LIFCore", "status_signature"]
@@ -66,8 +73,14 @@ class LIFCore(wiring.Component):
     step number and the drop counters.
     """
 
-    def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16):
+    def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16,
+                 plastic: bool = False):
         self.cfg = cfg = cfg or CoreConfig()
+        self.plastic = bool(plastic)
+        if self.plastic:
+            problem = plastic_config_error(cfg)
+            if problem:
+                raise ValueError(problem)
         if not isinstance(spike_fifo_depth, int) or not 2 <= spike_fifo_depth <= 4096:
             raise ValueError(f"spike_fifo_depth must be an integer in 2..4096, "
                              f"not {spike_fifo_depth!r}")
@@ -99,6 +112,11 @@ class LIFCore(wiring.Component):
         m.submodules.update = update = NeuronUpdate(cfg)
         m.submodules.spikes = fifo = SyncFIFOBuffered(
             width=spike_layout(cfg).size, depth=self.spike_fifo_depth)
+        unit = None
+        if self.plastic:
+            m.submodules.plasticity = unit = PlasticityUnit(cfg)
+            m.d.comb += unit.syn_r_data.eq(syn.r_data)
+        clear_count = max(n, cfg.n_axons) if self.plastic else n
 
         # Registers -----------------------------------------------------------------------
         step = Signal(cfg.step_width)
@@ -116,7 +134,7 @@ class LIFCore(wiring.Component):
         tk_neuron1 = Signal(range(n))
         tk_word1 = Signal(range(words))
         tk_lane1 = Signal(range(k))
-        clear_addr = Signal(range(n))
+        clear_addr = Signal(range(clear_count))
         cfg_req = Signal(config_request_layout(cfg))
         cfg_resp = Signal(config_response_layout(cfg))
 
@@ -156,6 +174,11 @@ class LIFCore(wiring.Component):
                 state_wr.addr.eq(tk_neuron1), state_wr.data.eq(update.next_state),
                 state_wr.en.eq(1), fifo.w_en.eq(update.spike),
             ]
+            if unit is not None:
+                m.d.comb += [unit.tk_valid.eq(1), unit.tk_neuron.eq(tk_neuron1),
+                             unit.tk_spike.eq(update.spike), unit.tk_v_sum.eq(update.v_sum),
+                             unit.tk_threshold.eq(param_rd.data.threshold),
+                             unit.tk_refractory.eq(state_rd.data.ref != 0)]
             with m.If(tk_lane1 == k - 1):   # last neuron of the word: clear its accumulators
                 m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
                 for lane in range(k):
@@ -183,6 +206,8 @@ class LIFCore(wiring.Component):
             with m.Else():
                 m.d.sync += [ev_axon.eq(cmd.axon), ev_word.eq(0),
                              events_in_step.eq(events_in_step + 1)]
+                if unit is not None:
+                    m.d.comb += [unit.ev_valid.eq(1), unit.ev_axon.eq(cmd.axon)]
                 m.next = "EVENT"
 
         with m.FSM() as fsm:
@@ -191,7 +216,7 @@ class LIFCore(wiring.Component):
                     m.d.comb += self.i_cfg.ready.eq(1)
                     m.d.sync += cfg_req.eq(req)
                     self._start_config(m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr,
-                                       cfg_resp)
+                                       cfg_resp, unit)
                 with m.Elif(self.i_cmd.valid):
                     accept_command()
 
@@ -224,13 +249,37 @@ class LIFCore(wiring.Component):
                     with m.If(tk_neuron == n - 1):
                         m.next = "TICK_END"
 
-            with m.State("TICK_END"):
-                # The update stage drains; then the STEP_END marker follows the step's spikes.
-                with m.If(~tk_valid1 & fifo.w_rdy):
+            def end_step():
+                """Emit the STEP_END marker after the step's spikes, then advance the step."""
+                with m.If(fifo.w_rdy):
                     m.d.comb += [fifo.w_en.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
                                  spike_word.neuron.eq(0)]
                     m.d.sync += [step.eq(step + 1), events_in_step.eq(0)]
                     m.next = "IDLE"
+
+            with m.State("TICK_END"):
+                # The update stage drains; then the learning step (if enabled) and the STEP_END
+                # marker, which follows the step's spikes.
+                if unit is None:
+                    with m.If(~tk_valid1):
+                        end_step()
+                else:
+                    with m.If(~tk_valid1 & unit.enabled):
+                        m.next = "LEARN"
+                    with m.Elif(~tk_valid1):
+                        end_step()
+
+            if unit is not None:
+                with m.State("LEARN"):
+                    # The unit owns the synapse port until it is done.
+                    m.d.comb += [unit.run.eq(1), syn.addr.eq(unit.syn_addr),
+                                 syn.r_en.eq(unit.syn_r_en), syn.w_en.eq(unit.syn_w_en),
+                                 syn.w_data.eq(unit.syn_w_data)]
+                    with m.If(unit.done):
+                        m.next = "STEP_END"
+
+                with m.State("STEP_END"):
+                    end_step()
 
             with m.State("CLEAR"):
                 # One address per cycle over both the state and the accumulator memories.
@@ -241,8 +290,10 @@ class LIFCore(wiring.Component):
                     m.d.comb += [acc_wr.addr.eq(clear_addr), acc_wr.en.eq(1)]
                     for lane in range(k):
                         m.d.comb += acc_wr.data[lane].eq(0)
+                if unit is not None:
+                    m.d.comb += [unit.clr_valid.eq(1), unit.clr_addr.eq(clear_addr)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
-                with m.If(clear_addr == n - 1):
+                with m.If(clear_addr == clear_count - 1):
                     m.d.sync += [step.eq(0), events_in_step.eq(0), dropped_bad_axon.eq(0),
                                  dropped_overflow.eq(0)]
                     m.next = "IDLE"
@@ -255,6 +306,9 @@ class LIFCore(wiring.Component):
                         m.d.sync += cfg_resp.data.eq(param_rd.data)
                     with m.Case(ConfigSpace.STATE):
                         m.d.sync += cfg_resp.data.eq(state_rd.data)
+                    if unit is not None:
+                        with m.Case(ConfigSpace.LEARN):
+                            m.d.sync += cfg_resp.data.eq(unit.cfg_rdata)
                 m.next = "CFG_RESP"
 
             with m.State("CFG_RESP"):
@@ -266,7 +320,8 @@ class LIFCore(wiring.Component):
         m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE"))
         return m
 
-    def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp):
+    def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp,
+                      unit):
         """Decode a config request in the cycle it is accepted: check it, write or start a read."""
         word_bits = synapse_word_bits(cfg)
         axon, word = req.addr[word_bits:], req.addr[:word_bits]
@@ -291,6 +346,11 @@ class LIFCore(wiring.Component):
                 m.d.comb += [state_wr.addr.eq(req.addr), state_wr.data.eq(req.data),
                              state_wr.en.eq(ok & req.write),
                              state_rd.addr.eq(req.addr), state_rd.en.eq(ok & ~req.write)]
+            if unit is not None:
+                with m.Case(ConfigSpace.LEARN):
+                    m.d.comb += [unit.cfg_valid.eq(1), unit.cfg_write.eq(req.write),
+                                 unit.cfg_addr.eq(req.addr), unit.cfg_data.eq(req.data),
+                                 ok.eq(unit.cfg_ok)]
         m.d.sync += [cfg_resp.error.eq(~ok), cfg_resp.data.eq(0)]
         with m.If(ok & ~req.write):
             m.next = "CFG_READ"

@@ -40,6 +40,7 @@ class ConfigSpace(enum.Enum, shape=2):
     WEIGHTS = 0  #: address (axon << word_bits) | word, data K packed weights
     PARAMS = 1   #: address neuron, data the packed parameter word
     STATE = 2    #: address neuron, data the packed state word (V, I, refractory count)
+    LEARN = 3    #: plastic cores only: address region << 20 | index (see docs/plasticity.md)
 
 
 def struct_of(fields: list[Field]) -> data.StructLayout:

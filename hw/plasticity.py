@@ -1,0 +1,465 @@
+"""The plasticity unit: three-factor learning by read-modify-write of the core's synapse memory.
+
+Implements `docs/plasticity.md` bit for bit (golden model: `spikeforge.sim.plasticity`). The unit
+is attached to a `LIFCore` built with `plastic=True`; it owns the learning state (mask memory with
+the synapse memory's word layout, pre/post traces, accumulated factors, host factors, targets,
+per-neuron factors P/D, registers, the LFSR) and, while the core's controller lets it (`run`),
+the core's single synapse port.
+
+Hooks from the core: `ev_*` an accepted input event; `tk_*` the tick's update stage (spike,
+membrane sum, threshold, refractory flag of one neuron per cycle); `cfg_*` a request of the LEARN
+config space, decoded in the cycle it is accepted (`cfg_ok` in that cycle, read data
+`cfg_rdata` one cycle later); `clr_*` the core's CLEAR sweep.
+
+Cycle cost of one learning step, added to the tick's: N + A + 5 + rows·(2·N/K + 1) cycles
+(`learning_step_cycles`): a neuron pass of N + 2 cycles, one cycle per axon (trace update and
+skip decision), and for each updated row one read and one write cycle per synapse word (the port
+is single) plus one cycle to resume the axon pass. No back-pressure can stall it.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.learning import (
+    ERROR_ACC_WIDTH,
+    FACTOR_WIDTH,
+    LFSR_JUMP,
+    LFSR_WIDTH,
+    MAX_SHIFT,
+    NEURON_FACTOR_WIDTH,
+    READ_ONLY,
+    REGION_SHIFT,
+    TRACE_DECAY_BITS,
+    TRACE_MAX,
+    TRACE_WIDTH,
+    FactorMode,
+    PostMode,
+    PreMode,
+    Reg,
+    Region,
+    plastic_config_error,
+    register_width,
+)
+from spikeforge.learning import lfsr_jump as model_lfsr_jump
+from spikeforge.spec import CoreConfig
+
+from .arith import saturate
+from .layouts import CONFIG_ADDR_WIDTH, config_data_width
+from .synapse import synapse_address_width, synapse_word_bits
+
+__all__ = ["PlasticityUnit", "lfsr_jump", "learning_step_cycles"]
+
+
+def learning_step_cycles(cfg: CoreConfig, rows: int) -> int:
+    """Cycles an enabled learning step adds to a tick when it updates `rows` synapse rows.
+
+    N + A + 5 + rows * (2 * N/K + 1): the neuron pass (N + 2), one cycle per axon, one read and
+    one write cycle per synapse word of an updated row plus one to resume the axon pass, and the
+    hand-over to and from the core's controller.
+    """
+    return cfg.n_neurons + cfg.n_axons + 5 + rows * (2 * cfg.words_per_axon + 1)
+
+
+def lfsr_jump(state, steps: int = LFSR_JUMP):
+    """The LFSR advanced by `steps` single steps, as a sparse XOR network.
+
+    The jump is linear over GF(2): new bit i is the XOR of the old bits b whose image
+    `spikeforge.learning.lfsr_jump(2**b, steps)` has bit i set.
+    """
+    columns = [model_lfsr_jump(1 << b, steps) for b in range(LFSR_WIDTH)]
+    bits = []
+    for i in range(LFSR_WIDTH):
+        terms = [state[b] for b in range(LFSR_WIDTH) if columns[b] >> i & 1]
+        bits.append(Cat(*terms).xor() if terms else Const(0))
+    return Cat(*bits)
+
+
+def _trace_update(trace, decay, spike, inc):
+    decayed = (trace * decay) >> TRACE_DECAY_BITS
+    total = decayed + Mux(spike, inc, 0)
+    return Mux(total > TRACE_MAX, TRACE_MAX, total)[:TRACE_WIDTH]
+
+
+def factor_layout():
+    return data.StructLayout({"p": signed(NEURON_FACTOR_WIDTH), "d": signed(NEURON_FACTOR_WIDTH)})
+
+
+class PlasticityUnit(wiring.Component):
+    """See the module docstring for the ports' protocol and the cycle cost."""
+
+    def __init__(self, cfg: CoreConfig, *, _bug: str | None = None):
+        self._bug = _bug    # only for the formal bench's deliberately broken variant
+        problem = plastic_config_error(cfg)
+        if problem:
+            raise ValueError(problem)
+        if config_data_width(cfg) < 16:
+            raise ValueError("a plastic core's config data must be at least 16 bits wide")
+        self.cfg = cfg
+        n, a = cfg.n_neurons, cfg.n_axons
+        super().__init__({
+            "run": In(1), "done": Out(1), "enabled": Out(1),
+            "syn_addr": Out(synapse_address_width(cfg)), "syn_r_en": Out(1), "syn_w_en": Out(1),
+            "syn_w_data": Out(cfg.weights_per_word * cfg.weight_width),
+            "syn_r_data": In(cfg.weights_per_word * cfg.weight_width),
+            "ev_valid": In(1), "ev_axon": In(range(a)),
+            "tk_valid": In(1), "tk_neuron": In(range(n)), "tk_spike": In(1),
+            "tk_v_sum": In(signed(cfg.voltage_width)), "tk_threshold": In(cfg.voltage_width - 1),
+            "tk_refractory": In(1),
+            "cfg_valid": In(1), "cfg_write": In(1), "cfg_addr": In(CONFIG_ADDR_WIDTH),
+            "cfg_data": In(config_data_width(cfg)), "cfg_ok": Out(1),
+            "cfg_rdata": Out(config_data_width(cfg)),
+            "clr_valid": In(1), "clr_addr": In(range(max(n, a))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        n, a, k, words = cfg.n_neurons, cfg.n_axons, cfg.weights_per_word, cfg.words_per_axon
+        ww = cfg.weight_width
+        word_bits = synapse_word_bits(cfg)
+
+        # Memories (every one but the synapse memory has its own read and write port) --------
+        def memory(name, shape, depth):
+            mem = Memory(shape=shape, depth=depth, init=[])
+            m.submodules[name] = mem
+            return mem.read_port(), mem.write_port()
+
+        mask_rd, mask_wr = memory("mask", unsigned(k), a << word_bits)
+        x_rd, x_wr = memory("pre_trace", unsigned(TRACE_WIDTH), a)
+        s_rd, s_wr = memory("pre_spike", unsigned(1), a)
+        y_rd, y_wr = memory("post_trace", unsigned(TRACE_WIDTH), n)
+        u_rd, u_wr = memory("error_acc", signed(ERROR_ACC_WIDTH), n)
+        h_rd, h_wr = memory("host_factor", signed(FACTOR_WIDTH), n)
+        t_rd, t_wr = memory("target", unsigned(1), n)
+        flag_layout = data.StructLayout({"spike": 1, "window": 1})
+        f_rd, f_wr = memory("tick_flags", flag_layout, n)
+        fact = [memory(f"factors{lane}", factor_layout(), words) for lane in range(k)]
+
+        # Registers --------------------------------------------------------------------------
+        regs = {
+            Reg.ENABLE: Signal(1, name="enable"),
+            Reg.PRE_MODE: Signal(1, name="pre_mode"),
+            Reg.POST_MODE: Signal(2, name="post_mode"),
+            Reg.FACTOR_MODE: Signal(2, name="factor_mode"),
+            Reg.DEPRESSION: Signal(1, name="depression"),
+            Reg.M_UNIT: Signal(signed(FACTOR_WIDTH), name="m_unit"),
+            Reg.SHIFT: Signal(5, name="shift"),
+            Reg.BOUNDS: Signal(2 * ww, name="bounds",
+                               init=(1 << (ww - 1)) | (((1 << (ww - 1)) - 1) << ww)),
+            Reg.X_DECAY: Signal(TRACE_DECAY_BITS + 1, name="x_decay"),
+            Reg.X_INC: Signal(TRACE_WIDTH, name="x_inc"),
+            Reg.Y_DECAY: Signal(TRACE_DECAY_BITS + 1, name="y_decay"),
+            Reg.Y_INC: Signal(TRACE_WIDTH, name="y_inc"),
+            Reg.WINDOW: Signal(cfg.voltage_width - 1, name="window"),
+            Reg.THRESHOLD: Signal(ERROR_ACC_WIDTH - 1, name="threshold"),
+            Reg.PERIOD: Signal(8, name="period", init=1),
+            Reg.SEED_LO: Signal(16, name="seed_lo", init=1),
+            Reg.SEED_HI: Signal(16, name="seed_hi"),
+        }
+        lfsr = Signal(LFSR_WIDTH, init=1)
+        epoch = Signal(8)
+        enable, shift = regs[Reg.ENABLE], regs[Reg.SHIFT]
+        w_min = regs[Reg.BOUNDS][:ww].as_signed()
+        w_max = regs[Reg.BOUNDS][ww:].as_signed()
+        m_unit, period = regs[Reg.M_UNIT], regs[Reg.PERIOD]
+        apply_step = epoch == period - 1
+        m.d.comb += self.enabled.eq(enable)
+
+        # Hooks: events and the tick --------------------------------------------------------
+        with m.If(self.ev_valid & enable):
+            m.d.comb += [s_wr.addr.eq(self.ev_axon), s_wr.data.eq(1), s_wr.en.eq(1)]
+        diff = self.tk_v_sum - self.tk_threshold
+        in_window = ~self.tk_refractory & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
+        with m.If(self.tk_valid):
+            m.d.comb += [f_wr.addr.eq(self.tk_neuron), f_wr.data.spike.eq(self.tk_spike),
+                         f_wr.data.window.eq(in_window), f_wr.en.eq(1)]
+
+        # CLEAR: zero traces, spike bits, accumulators, host inputs -------------------------
+        with m.If(self.clr_valid):
+            with m.If(self.clr_addr < a):
+                m.d.comb += [x_wr.addr.eq(self.clr_addr), x_wr.data.eq(0), x_wr.en.eq(1),
+                             s_wr.addr.eq(self.clr_addr), s_wr.data.eq(0), s_wr.en.eq(1)]
+            with m.If(self.clr_addr < n):
+                for wr in (y_wr, u_wr, h_wr, t_wr):
+                    m.d.comb += [wr.addr.eq(self.clr_addr), wr.data.eq(0), wr.en.eq(1)]
+            m.d.sync += epoch.eq(0)
+
+        self._config(m, cfg, regs, lfsr, epoch, mask_rd, mask_wr, x_rd, x_wr, s_rd, s_wr,
+                     y_rd, y_wr, u_rd, u_wr, h_rd, h_wr, t_rd, t_wr)
+
+        # Neuron pass: stage 1 computes neuron ln1's factors from the words read for it -----
+        ln = Signal(range(n))
+        ln_valid1, ln_word1, ln_lane1 = Signal(), Signal(range(words)), Signal(range(k))
+        ln_word, ln_lane = Signal(range(words)), Signal(range(k))
+        ln1 = Signal(range(n))
+        any_factor = Signal()
+        spike, window = f_rd.data.spike, f_rd.data.window
+        y_new = Signal(TRACE_WIDTH)
+        m.d.comb += y_new.eq(_trace_update(y_rd.data, regs[Reg.Y_DECAY], spike, regs[Reg.Y_INC]))
+        target = t_rd.data[0]
+        m_raw = Signal(signed(FACTOR_WIDTH + 1))
+        with m.Switch(regs[Reg.FACTOR_MODE]):
+            with m.Case(FactorMode.ONE):
+                m.d.comb += m_raw.eq(m_unit)
+            with m.Case(FactorMode.HOST):
+                m.d.comb += m_raw.eq(h_rd.data)
+            with m.Default():
+                m.d.comb += m_raw.eq(Mux(target & ~spike, m_unit,
+                                         Mux(~target & spike, -m_unit, 0)))
+        u_sum = Signal(signed(ERROR_ACC_WIDTH))
+        applies = Signal()
+        m_eff = Signal(signed(FACTOR_WIDTH))
+        m.d.comb += [
+            u_sum.eq(saturate(u_rd.data + m_raw, ERROR_ACC_WIDTH)),
+            applies.eq(apply_step & (Mux(u_sum < 0, -u_sum, u_sum) >= regs[Reg.THRESHOLD])),
+            m_eff.eq(Mux(applies, saturate(u_sum, FACTOR_WIDTH), 0)),
+        ]
+        post = Signal(TRACE_WIDTH)
+        with m.Switch(regs[Reg.POST_MODE]):
+            with m.Case(PostMode.SURROGATE):
+                m.d.comb += post.eq(window)
+            with m.Case(PostMode.SPIKE):
+                m.d.comb += post.eq(spike)
+            with m.Default():
+                m.d.comb += post.eq(y_new)
+        factor = Signal(factor_layout())
+        m.d.comb += [factor.p.eq(m_eff * post),
+                     factor.d.eq(Mux(regs[Reg.DEPRESSION], m_eff * y_new, 0))]
+        m.d.sync += ln_valid1.eq(0)
+        with m.If(ln_valid1):
+            m.d.comb += [
+                y_wr.addr.eq(ln1), y_wr.data.eq(y_new), y_wr.en.eq(1),
+                u_wr.addr.eq(ln1), u_wr.data.eq(Mux(applies, 0, u_sum)), u_wr.en.eq(1),
+                h_wr.addr.eq(ln1), h_wr.data.eq(0), h_wr.en.eq(1),
+                t_wr.addr.eq(ln1), t_wr.data.eq(0), t_wr.en.eq(1),
+            ]
+            for lane, (_, wr) in enumerate(fact):
+                m.d.comb += [wr.addr.eq(ln_word1), wr.data.eq(factor),
+                             wr.en.eq(ln_lane1 == lane)]
+            with m.If((factor.p != 0) | (factor.d != 0)):
+                m.d.sync += any_factor.eq(1)
+
+        # Axon pass and synapse updates -------------------------------------------------------
+        axon = Signal(range(a))
+        word = Signal(range(words))
+        pre_r, spre_r = Signal(TRACE_WIDTH), Signal()
+        x_new, pre = Signal(TRACE_WIDTH), Signal(TRACE_WIDTH)
+        m.d.comb += [
+            x_new.eq(_trace_update(x_rd.data, regs[Reg.X_DECAY], s_rd.data[0], regs[Reg.X_INC])),
+            pre.eq(Mux(regs[Reg.PRE_MODE] == PreMode.SPIKE, s_rd.data[0], x_new)),
+        ]
+        row_active = (apply_step & any_factor &
+                      ((pre != 0) | (regs[Reg.DEPRESSION] & s_rd.data[0])))
+        syn_addr = Cat(word[:word_bits], axon) if word_bits else axon
+        new_word, lfsr_next, any_write = self._update_word(m, cfg, lfsr, pre_r, spre_r, shift,
+                                                           w_min, w_max, mask_rd, fact)
+
+        def read_axon(index):
+            m.d.comb += [x_rd.addr.eq(index), x_rd.en.eq(1), s_rd.addr.eq(index), s_rd.en.eq(1)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.run):
+                    m.d.sync += [ln.eq(0), ln_word.eq(0), ln_lane.eq(0), any_factor.eq(0)]
+                    m.next = "NEURONS"
+
+            with m.State("NEURONS"):
+                for rd in (y_rd, u_rd, h_rd, t_rd, f_rd):
+                    m.d.comb += [rd.addr.eq(ln), rd.en.eq(1)]
+                m.d.sync += [ln_valid1.eq(1), ln1.eq(ln), ln_word1.eq(ln_word),
+                             ln_lane1.eq(ln_lane), ln.eq(ln + 1)]
+                with m.If(ln_lane == k - 1):
+                    m.d.sync += [ln_lane.eq(0), ln_word.eq(ln_word + 1)]
+                with m.Else():
+                    m.d.sync += ln_lane.eq(ln_lane + 1)
+                with m.If(ln == n - 1):
+                    m.next = "NEURONS_END"
+
+            with m.State("NEURONS_END"):        # the last neuron's stage 1 writes
+                read_axon(0)
+                m.d.sync += axon.eq(0)
+                m.next = "AXON"
+
+            with m.State("AXON"):
+                # x_rd/s_rd hold axon `axon`: update its trace, decide whether to sweep its row.
+                m.d.comb += [x_wr.addr.eq(axon), x_wr.data.eq(x_new), x_wr.en.eq(1),
+                             s_wr.addr.eq(axon), s_wr.data.eq(0), s_wr.en.eq(1)]
+                m.d.sync += [pre_r.eq(pre), spre_r.eq(s_rd.data[0]), word.eq(0)]
+                with m.If(row_active):
+                    m.next = "READ"
+                with m.Elif(axon == a - 1):
+                    m.next = "FINISH"
+                with m.Else():
+                    read_axon(axon + 1)
+                    m.d.sync += axon.eq(axon + 1)
+
+            with m.State("READ"):
+                m.d.comb += [self.syn_addr.eq(syn_addr), self.syn_r_en.eq(1),
+                             mask_rd.addr.eq(syn_addr), mask_rd.en.eq(1)]
+                for rd, _ in fact:
+                    m.d.comb += [rd.addr.eq(word), rd.en.eq(1)]
+                m.next = "WRITE"
+
+            with m.State("WRITE"):
+                m.d.comb += [self.syn_addr.eq(syn_addr), self.syn_w_data.eq(new_word),
+                             self.syn_w_en.eq(any_write)]
+                m.d.sync += [lfsr.eq(lfsr_next), word.eq(word + 1)]
+                with m.If(word != words - 1):
+                    m.next = "READ"
+                with m.Else():
+                    m.next = "NEXT_AXON"
+
+            with m.State("NEXT_AXON"):
+                with m.If(axon == a - 1):
+                    m.next = "FINISH"
+                with m.Else():
+                    read_axon(axon + 1)
+                    m.d.sync += axon.eq(axon + 1)
+                    m.next = "AXON"
+
+            with m.State("FINISH"):
+                m.d.sync += epoch.eq(Mux(apply_step, 0, epoch + 1))
+                m.next = "DONE"
+
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(~self.run):
+                    m.next = "IDLE"
+        return m
+
+    def _update_word(self, m, cfg, lfsr, pre, spre, shift, w_min, w_max, mask_rd, fact):
+        """Combinational update of the K weights on `syn_r_data` (the WRITE cycle)."""
+        ww = cfg.weight_width
+        state = lfsr
+        weights, any_write = [], Const(0)
+        round_mask = Signal(MAX_SHIFT)
+        m.d.comb += round_mask.eq((Const(1, MAX_SHIFT + 1) << shift) - 1)
+        for lane, (rd, _) in enumerate(fact):
+            old = self.syn_r_data.word_select(lane, ww).as_signed()
+            factor = rd.data
+            q = Signal(signed(27), name=f"q{lane}")
+            m.d.comb += q.eq(factor.p * pre - Mux(spre, factor.d, 0))
+            consume = Signal(name=f"consume{lane}")
+            m.d.comb += consume.eq(mask_rd.data[lane] & (q != 0))
+            jumped = Signal(LFSR_WIDTH, name=f"jumped{lane}")
+            m.d.comb += jumped.eq(lfsr_jump(state))
+            rounding = (jumped & round_mask)[:MAX_SHIFT]
+            delta = Signal(signed(28), name=f"delta{lane}")
+            m.d.comb += delta.eq((q + rounding) >> shift)
+            total = Signal(signed(29), name=f"total{lane}")
+            m.d.comb += total.eq(old + delta)
+            clamped = Signal(signed(cfg.weight_width), name=f"clamped{lane}")
+            if self._bug == "no_clamp":
+                m.d.comb += clamped.eq(Mux(total < w_min, w_min, total))
+            else:
+                m.d.comb += clamped.eq(Mux(total < w_min, w_min,
+                                           Mux(total > w_max, w_max, total)))
+            weights.append(Mux(consume, clamped, old)[:ww])
+            next_state = Signal(LFSR_WIDTH, name=f"lfsr_after{lane}")
+            m.d.comb += next_state.eq(Mux(consume, jumped, state))
+            state = next_state
+            any_write = any_write | consume
+        return Cat(*weights), state, any_write
+
+    def _config(self, m, cfg, regs, lfsr, epoch, mask_rd, mask_wr, x_rd, x_wr, s_rd, s_wr,
+                y_rd, y_wr, u_rd, u_wr, h_rd, h_wr, t_rd, t_wr):
+        """Decode a LEARN-space request in its acceptance cycle; read data follows one later."""
+        word_bits = synapse_word_bits(cfg)
+        region = self.cfg_addr[REGION_SHIFT:]
+        index = self.cfg_addr[:REGION_SHIFT]
+        wdata = self.cfg_data
+        write = self.cfg_valid & self.cfg_write
+        read = self.cfg_valid & ~self.cfg_write
+        ok = Signal()
+        neuron_ok, axon_ok = index < cfg.n_neurons, index < cfg.n_axons
+        syn_axon, syn_word = index[word_bits:], index[:word_bits]
+        synapse_ok = (syn_axon < cfg.n_axons) & (syn_word < cfg.words_per_axon)
+        region_r, index_r = Signal(4), Signal(REGION_SHIFT)
+        with m.If(self.cfg_valid):
+            m.d.sync += [region_r.eq(region), index_r.eq(index)]
+
+        def port(rd, wr, data):
+            m.d.comb += [rd.addr.eq(index), rd.en.eq(read & ok),
+                         wr.addr.eq(index), wr.data.eq(data), wr.en.eq(write & ok)]
+
+        with m.Switch(region):
+            with m.Case(Region.REGISTERS):
+                m.d.comb += ok.eq(Mux(self.cfg_write, self._register_ok(regs, index, wdata),
+                                      index < len(Reg)))
+                with m.If(write & ok):
+                    with m.Switch(index):
+                        for reg, sig in regs.items():
+                            with m.Case(reg):
+                                m.d.sync += sig.eq(wdata)
+                    with m.If(index == Reg.SEED_HI):
+                        m.d.sync += lfsr.eq(Cat(regs[Reg.SEED_LO], wdata[:16]))
+                    with m.If(index == Reg.PERIOD):
+                        m.d.sync += epoch.eq(0)
+            with m.Case(Region.MASK):
+                m.d.comb += ok.eq(synapse_ok)
+                port(mask_rd, mask_wr, wdata)
+            with m.Case(Region.FACTOR):
+                m.d.comb += ok.eq(neuron_ok)
+                port(h_rd, h_wr, wdata[:FACTOR_WIDTH])
+            with m.Case(Region.TARGET):
+                m.d.comb += ok.eq(neuron_ok & (wdata >> 1 == 0))
+                port(t_rd, t_wr, wdata[:1])
+            with m.Case(Region.PRE_TRACE):
+                m.d.comb += ok.eq(axon_ok & (wdata >> (TRACE_WIDTH + 1) == 0))
+                port(x_rd, x_wr, wdata[:TRACE_WIDTH])
+                port(s_rd, s_wr, wdata[TRACE_WIDTH])
+            with m.Case(Region.POST_TRACE):
+                m.d.comb += ok.eq(neuron_ok & (wdata >> TRACE_WIDTH == 0))
+                port(y_rd, y_wr, wdata[:TRACE_WIDTH])
+            with m.Case(Region.ERROR_ACC):
+                m.d.comb += ok.eq(neuron_ok & (wdata >> ERROR_ACC_WIDTH == 0))
+                port(u_rd, u_wr, wdata[:ERROR_ACC_WIDTH])
+        m.d.comb += self.cfg_ok.eq(ok)
+
+        reg_value = Signal(32)
+        with m.Switch(index_r):
+            for reg, sig in regs.items():
+                with m.Case(reg):
+                    m.d.comb += reg_value.eq(sig.as_unsigned())
+            with m.Case(Reg.LFSR_LO):
+                m.d.comb += reg_value.eq(lfsr[:16])
+            with m.Case(Reg.LFSR_HI):
+                m.d.comb += reg_value.eq(lfsr[16:])
+            with m.Case(Reg.EPOCH):
+                m.d.comb += reg_value.eq(epoch)
+        with m.Switch(region_r):
+            with m.Case(Region.REGISTERS):
+                m.d.comb += self.cfg_rdata.eq(reg_value)
+            with m.Case(Region.MASK):
+                m.d.comb += self.cfg_rdata.eq(mask_rd.data)
+            with m.Case(Region.FACTOR):
+                m.d.comb += self.cfg_rdata.eq(h_rd.data.as_unsigned())
+            with m.Case(Region.TARGET):
+                m.d.comb += self.cfg_rdata.eq(t_rd.data)
+            with m.Case(Region.PRE_TRACE):
+                m.d.comb += self.cfg_rdata.eq(Cat(x_rd.data, s_rd.data))
+            with m.Case(Region.POST_TRACE):
+                m.d.comb += self.cfg_rdata.eq(y_rd.data)
+            with m.Case(Region.ERROR_ACC):
+                m.d.comb += self.cfg_rdata.eq(u_rd.data.as_unsigned())
+
+    def _register_ok(self, regs, index, wdata):
+        """Whether a register write is allowed: the twin of `spikeforge.learning.check_register`."""
+        cfg, ww = self.cfg, self.cfg.weight_width
+        checks = {
+            Reg.POST_MODE: wdata != 3, Reg.FACTOR_MODE: wdata != 3, Reg.M_UNIT: wdata != 0x80,
+            Reg.SHIFT: wdata <= MAX_SHIFT,
+            Reg.BOUNDS: wdata[:ww].as_signed() <= wdata[ww:2 * ww].as_signed(),
+            Reg.X_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
+            Reg.Y_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
+            Reg.PERIOD: wdata != 0,
+            Reg.SEED_HI: Cat(regs[Reg.SEED_LO], wdata) != 0,
+        }
+        ok = Const(0)
+        for reg in Reg:
+            if reg not in READ_ONLY:
+                fits = (wdata >> register_width(cfg, reg)) == 0
+                ok = Mux(index == reg, fits & checks.get(reg, Const(1)), ok)
+        return ok

@@ -1,0 +1,95 @@
+# amaranth: UnusedElaboratable=no
+"""Bounded formal proof that the plasticity unit never writes a weight outside the bounds.
+
+`PlasticityFormal` wraps a small `PlasticityUnit` (`FORMAL_CORE`: 2 neurons, 3 axons, K = 2 and
+4-bit weights) in a property checker; `spikeforge.hw.formal.run_bmc` runs SymbiYosys on it
+(`tests/test_formal.py`).
+
+Environment (free inputs, constrained only by these `Assume`s): the synapse read data is any
+value in every cycle (so every old weight is possible); `run` rises at will and falls only once
+the unit is done (as the core's controller does); events, tick results, CLEAR and config
+requests (any region, any data: the unit accepts or refuses them) arrive at any time while `run`
+is low, as the core guarantees. Every learning memory (mask, traces, accumulated and host
+factors, targets, tick flags, per-neuron factors P/D) starts with arbitrary contents
+(`yosys_script` drops their initial values), so any learning state is covered, not only those
+reachable in a few cycles; the registers start at their power-up values.
+
+Proven for every trace of `BMC_DEPTH` cycles: whenever the unit writes a synapse word, every
+weight in it either equals the old weight read for it or lies in [W_MIN, W_MAX], where W_MIN and
+W_MAX are the bounds in force (a shadow of the BOUNDS register, updated on every BOUNDS write the
+unit accepts, whose refusal of inverted pairs is therefore part of what is proven); and the unit
+touches the synapse port only while `run` is high. Covers show a write that changes a weight to
+each bound is reachable, so the assumptions are not vacuous. `bug="no_clamp"` removes the upper
+clamp and must be refuted.
+"""
+
+from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, signed
+from amaranth.lib import wiring
+
+from spikeforge.learning import REGION_SHIFT, Reg, Region
+from spikeforge.spec import CoreConfig
+
+from .plasticity import PlasticityUnit
+
+__all__ = ["FORMAL_CORE", "BMC_DEPTH", "PlasticityFormal"]
+
+FORMAL_CORE = CoreConfig(n_neurons=2, n_axons=3, weights_per_word=2, weight_width=4,
+                         current_width=8, voltage_width=8, decay_width=4, refractory_width=2,
+                         step_width=8)
+BMC_DEPTH = 14      # a BOUNDS write, then a learning step that updates two rows
+
+
+class PlasticityFormal(wiring.Component):
+    """The unit with the property checker around it; the ports are the unit's own."""
+
+    yosys_script = "delete t:$meminit_v2"
+
+    def __init__(self, cfg: CoreConfig = FORMAL_CORE, bug: str | None = None):
+        if bug not in (None, "no_clamp"):
+            raise ValueError(f"bug must be None or 'no_clamp', not {bug!r}")
+        self.cfg, self.bug = cfg, bug
+        self.dut = PlasticityUnit(cfg, _bug=bug)
+        super().__init__(self.dut.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, dut = self.cfg, self.dut
+        m.submodules.dut = dut
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                m.d.comb += getattr(dut, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(dut, name))
+
+        m.d.comb += Assume(~ResetSignal())
+        with m.If(self.run):
+            m.d.comb += Assume(~(self.ev_valid | self.tk_valid | self.cfg_valid | self.clr_valid))
+        # As the core's controller: once raised, `run` stays high until the unit is done.
+        prev_run, prev_done = Signal(), Signal()
+        m.d.sync += [prev_run.eq(self.run), prev_done.eq(self.done)]
+        with m.If(prev_run & ~prev_done):
+            m.d.comb += Assume(self.run)
+
+        ww = cfg.weight_width
+        lo, hi = cfg.weight_range
+        w_min = Signal(signed(ww), init=lo)
+        w_max = Signal(signed(ww), init=hi)
+        bounds_addr = int(Region.REGISTERS) << REGION_SHIFT | int(Reg.BOUNDS)
+        with m.If(self.cfg_valid & self.cfg_write & self.cfg_ok &
+                  (self.cfg_addr == bounds_addr)):
+            m.d.sync += [w_min.eq(self.cfg_data[:ww]), w_max.eq(self.cfg_data[ww:2 * ww])]
+
+        with m.If(self.syn_w_en | self.syn_r_en):
+            m.d.comb += Assert(self.run)
+        hit_min, hit_max = Signal(), Signal()
+        for lane in range(cfg.weights_per_word):
+            new = self.syn_w_data.word_select(lane, ww).as_signed()
+            old = self.syn_r_data.word_select(lane, ww).as_signed()
+            with m.If(self.syn_w_en & (new != old)):
+                m.d.comb += [Assert(new >= w_min), Assert(new <= w_max)]
+                m.d.comb += [hit_min.eq(new == w_min), hit_max.eq(new == w_max)]
+        m.d.comb += [
+            Cover(hit_max & (w_max != hi)),
+            Cover(hit_min & (w_min != lo)),
+        ]
+        return m
