@@ -19,7 +19,8 @@ The stages, in order (docs/host.md has the details):
    bottom edge is a cell too;
 5. refractory (optional): an input drops an event less than `refractory_us` µs after the last
    event it kept;
-6. binning into steps of `dt_us` µs, counted from the first event of the recording;
+6. binning into steps of `dt_us` µs, counted from the first event of the recording (or from
+   `start_us`, if the encoder is given one: then step k is always [start + k·dt, start + (k+1)·dt));
 7. a cap (optional): at most `max_events_per_step` events per step, the earliest kept.
 
 Input index of cell (x', y') in channel c: `c * H' * W' + y' * W' + x'`. Every dropped event is
@@ -81,7 +82,10 @@ class Counts:
 class Encoder:
     """Stateful event-to-input-spike encoder for one recording (see the module docstring)."""
 
-    def __init__(self, cfg: EncoderConfig, sensor: tuple[int, int]):
+    def __init__(self, cfg: EncoderConfig, sensor: tuple[int, int], *,
+                 start_us: int | None = None):
+        """`sensor` is (width, height) in pixels; `start_us` the time of step 0's start (default:
+        the first event's time). An event earlier than `start_us` raises `ValueError`."""
         self.cfg = cfg
         sw, sh = sensor
         x0, y0, w, h = cfg.crop or (0, 0, sw, sh)
@@ -95,7 +99,9 @@ class Encoder:
         self.n_inputs = self.channels * self.cells[0] * self.cells[1]
         self.shape = (self.channels, self.cells[1], self.cells[0])
         self.counts = Counts()
-        self.t0 = None
+        if start_us is not None and not 0 <= int(start_us) == start_us:
+            raise ValueError(f"start must be a time >= 0 in microseconds, not {start_us!r}")
+        self.t0 = None if start_us is None else int(start_us)
         self._neighbour_time = np.full((h + 2) * (w + 2), _NEVER, np.int64)
         self._last_kept = np.full(self.n_inputs, _NEVER, np.int64)
         self._open_t = np.zeros(0, np.int64)          # the last, incomplete step
@@ -123,6 +129,9 @@ class Encoder:
             return []
         if self.t0 is None:
             self.t0 = int(events["t"][0])
+        elif int(events["t"][0]) < self.t0:
+            raise ValueError(f"event at {int(events['t'][0])} us lies before the encoder's start "
+                             f"({self.t0} us)")
         t, ids = self._filter(events)
         t = np.concatenate([self._open_t, t])
         ids = np.concatenate([self._open_ids, ids])

@@ -102,3 +102,22 @@ def test_input_numbering():
     events["x"], events["y"], events["on"] = [5, 5], [3, 3], [True, False]
     (step, ids), = enc.feed(events) + enc.finish()
     assert step == 0 and list(ids) == [5, 11]       # cell (2, 1): ON 1*3+2, OFF 6 + 5
+
+
+def test_steps_counted_from_a_given_start():
+    """With `start_us`, step k is [start + k·dt, start + (k+1)·dt) whatever the first event."""
+    events = np.zeros(3, EVENTS_DTYPE)
+    events["t"] = [2_999, 3_000, 7_500]
+    events["x"] = [0, 1, 2]
+    enc = Encoder(EncoderConfig(dt_us=1000, polarity="merge"), (4, 1), start_us=500)
+    got = [(step, list(ids)) for step, ids in enc.feed(events[:2]) + enc.feed(events[2:])
+           + enc.finish()]
+    assert got == [(2, [0, 1]), (7, [2])]
+    # Without a start, the first event starts step 0.
+    enc = Encoder(EncoderConfig(dt_us=1000, polarity="merge"), (4, 1))
+    assert [step for step, _ in enc.feed(events) + enc.finish()] == [0, 4]
+    late = Encoder(EncoderConfig(), (4, 1), start_us=3_000)
+    with pytest.raises(ValueError, match="event at 2999 us lies before the encoder's start"):
+        late.feed(events)
+    with pytest.raises(ValueError, match="start must be a time >= 0"):
+        Encoder(EncoderConfig(), (4, 1), start_us=-1)
