@@ -1,74 +1,121 @@
 """Supervised on-chip learning of a synthetic DVS task: bars moving in four directions.
 
-A small self-contained event-camera generator (a bright bar crossing a 16 x 16 sensor, ON events
-where a pixel brightens, OFF where it darkens, plus background noise events) makes clips of 20
-steps; each pixel and polarity is one axon (512 axons). Four readout neurons learn on the chip
-with the three-factor rule of `docs/plasticity.md` in its DECOLLE-like configuration: PRE TRACE,
-POST SURROGATE (membrane within a window of the threshold), FACTOR ERROR (error = target spike -
-output spike, the host sends the target spike train of the correct class). A clip is classified
-by the readout neuron with most spikes, with learning off, on held-out clips.
+The data are event files. The project's synthetic event camera (`spikeforge.host.synthetic.
+moving_bar`) films clips of a bar (4-6 px thick, three speeds, random start) crossing a 32 x 32
+sensor to the right, left, down or up, with background noise; each data set (train, validation,
+test) is one AEDAT4 recording written by faery (`host.events.write_recording`) plus a CSV of
+clip start times and directions. The example then reads the recordings back
+(`host.events.open_recording`) and encodes them like any camera file (`host.encode.Encoder`:
+2 x 2 pooling, ON and OFF channels, 1 ms steps): 2 x 16 x 16 = 512 axons.
+
+Four readout neurons learn on the chip with the three-factor rule of `docs/plasticity.md` in its
+DECOLLE-like configuration: PRE TRACE, POST SURROGATE (membrane within a window of the
+threshold), FACTOR ERROR (error = target spike - output spike; the host sends the target spike
+train of the correct class). A clip is classified by the readout neuron with most spikes, with
+learning off.
 
 Runs on the golden model (`PlasticCoreModel`, bit-exact with the gateware); `--rtl STEPS` also
 runs the first STEPS training steps on the gateware under Verilator, checking every weight after
-every step. Writes `docs/img/dvs_bars.png` (learning curve, example clip, learned weights).
+every step. Writes `docs/img/dvs_bars.png` (learning curve, example clip, learned weights);
+`--data DIR` keeps the event files there (default: a temporary directory).
 
-    python examples/dvs_bars.py [--train 600] [--test 300] [--seed 1] [--rtl 150]
+    python examples/dvs_bars.py [--train 1500] [--val 100] [--test 300] [--seed 1] [--rtl 104]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
-import time
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from spikeforge.host.encode import Encoder, EncoderConfig
+from spikeforge.host.events import open_recording, write_recording
+from spikeforge.host.synthetic import moving_bar
 from spikeforge.learning import FactorMode, PostMode, PreMode
 from spikeforge.sim.plasticity import PlasticCoreModel
 from spikeforge.spec import CoreConfig, NeuronParams
 
-SIZE = 16
-CLIP = 20            # steps with the bar moving
-GAP = 6              # blank steps after a clip (state decays)
-DIRECTIONS = ["right", "left", "down", "up"]
-CFG = CoreConfig(n_neurons=4, n_axons=2 * SIZE * SIZE, weights_per_word=2)
+SENSOR = 32                       # pixels per side
+POOL = 2                          # pixels per input cell side
+CELLS = SENSOR // POOL
+DT_US = 1000                      # one time step
+CLIP = 20                         # steps with the bar moving
+GAP = 6                           # blank steps after a clip (state decays)
+PERIOD_US = (CLIP + GAP) * DT_US  # clip k starts at k * PERIOD_US in its recording
+DIRECTIONS = ("right", "left", "down", "up")
+SPEEDS = (1.5, 2.0, 2.5)          # pixels per ms
+NOISE_HZ = 5.0                    # background events per pixel and second
+ENCODER = EncoderConfig(dt_us=DT_US, pool=(POOL, POOL), polarity="split", refractory_us=DT_US)
+CFG = CoreConfig(n_neurons=4, n_axons=2 * CELLS * CELLS, weights_per_word=2)
 RULE = dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SURROGATE, factor_mode=FactorMode.ERROR,
             m_unit=4, shift=8, x_decay=180, x_inc=100, window=300, w_min=-127, w_max=127)
 PARAMS = dict(alpha=0, beta=3277, threshold=150, refractory=0)
 SEED = 0x5EED
+#: Learning-rate schedule: (fraction of the training clips, SHIFT) written by the host.
+SCHEDULE = ((0.0, 8), (0.25, 9), (0.5, 10), (0.75, 11))
 
 
-def bar_clip(rng, direction: int, noise: float = 0.01) -> list[np.ndarray]:
-    """Events (axon ids) of one clip: axon = polarity * SIZE^2 + y * SIZE + x (polarity 1 = ON)."""
-    width = int(rng.integers(2, 4))
-    speed = rng.choice([0.75, 1.0, 1.25])
-    start = rng.uniform(-width, SIZE / 2)
-    coords = np.arange(SIZE)
-    previous = np.zeros((SIZE, SIZE), dtype=bool)
-    steps = []
-    for t in range(CLIP + 1):
-        pos = start + speed * t
-        lit = (coords >= pos) & (coords < pos + width)           # along the motion axis
-        if DIRECTIONS[direction] in ("left", "up"):
-            lit = lit[::-1]
-        frame = np.tile(lit, (SIZE, 1))                            # frame[y, x]: vertical bar
-        if DIRECTIONS[direction] in ("down", "up"):
-            frame = frame.T
-        on = frame & ~previous
-        off = previous & ~frame
-        previous = frame
-        if t == 0:
-            continue
-        ids = np.concatenate([SIZE * SIZE + np.flatnonzero(on), np.flatnonzero(off)])
-        noise_ids = np.flatnonzero(rng.random(2 * SIZE * SIZE) < noise)
-        steps.append(np.unique(np.concatenate([ids, noise_ids])))
-    return steps
+@dataclass
+class DataSet:
+    """Clips read back from a recording: `clips[k][t]` are the axon ids of step t of clip k."""
+    recording: Path
+    clips: list
+    labels: np.ndarray
+    events: int                   # events in the file
 
 
-def make_set(rng, count: int):
+def film(path: Path, count: int, rng) -> Path:
+    """Write `count` labelled clips as one AEDAT4 recording and a CSV of (start_us, direction)."""
     labels = rng.integers(0, len(DIRECTIONS), count)
-    return [bar_clip(rng, int(label)) for label in labels], labels
+    parts, rows = [], []
+    for k, label in enumerate(labels):
+        thickness = float(rng.integers(4, 7))
+        parts.append(moving_bar(
+            SENSOR, SENSOR, direction=DIRECTIONS[label], speed=float(rng.choice(SPEEDS)),
+            start=float(rng.uniform(-thickness, SENSOR / 2)), thickness=thickness,
+            duration_us=CLIP * DT_US, noise_hz=NOISE_HZ, t0_us=k * PERIOD_US, seed=rng))
+        rows.append((k * PERIOD_US, DIRECTIONS[label]))
+    write_recording(path, np.concatenate(parts), (SENSOR, SENSOR))
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        csv.writer(f).writerows([("start_us", "direction"), *rows])
+    return path
+
+
+def load(path: Path) -> DataSet:
+    """Read a recording and its labels back and encode it into per-step axon ids."""
+    with open(path.with_suffix(".csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    starts = [int(row["start_us"]) // DT_US for row in rows]
+    labels = np.array([DIRECTIONS.index(row["direction"]) for row in rows])
+    rec = open_recording(path)
+    encoder = Encoder(ENCODER, (rec.width, rec.height), start_us=0)
+    if encoder.n_inputs != CFG.n_axons:
+        raise ValueError(f"{path}: encodes to {encoder.n_inputs} inputs, not {CFG.n_axons}")
+    steps = {}
+    for chunk in rec.chunks():
+        steps.update(encoder.feed(chunk))
+    steps.update(encoder.finish())
+    empty = np.zeros(0, dtype=np.int64)
+    clips = [[steps.get(s + t, empty) for t in range(CLIP)] for s in starts]
+    return DataSet(path, clips, labels, encoder.counts.events)
+
+
+def make_data(folder: Path, sizes: dict, seed: int) -> dict:
+    """Film and read back each data set (one recording per set)."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for name, count in sizes.items():
+        path = film(folder / f"bars_{name}.aedat4", count, rng)
+        data[name] = load(path)
+        print(f"{name}: {count} clips, {data[name].events} events in {path.name} "
+              f"({path.stat().st_size // 1024} kB), read back and encoded", flush=True)
+    return data
 
 
 def build_model():
@@ -97,47 +144,65 @@ def present(model, clip, label=None) -> np.ndarray:
     return counts
 
 
-def accuracy(model, clips, labels) -> float:
+def accuracy(model, data: DataSet) -> float:
+    """Fraction of clips whose own class's neuron fires most, alone (learning off)."""
     model.configure(enable=0)
     correct = 0
-    for clip, label in zip(clips, labels):
+    for clip, label in zip(data.clips, data.labels):
         counts = present(model, clip)
         correct += counts.argmax() == label and counts.max() > 0 and \
             np.count_nonzero(counts == counts.max()) == 1
     model.configure(enable=1)
-    return correct / len(labels)
+    return correct / len(data.labels)
 
 
-def run(n_train: int, n_test: int, seed: int, rtl_steps: int, out: Path):
-    rng = np.random.default_rng(seed)
-    train, train_labels = make_set(rng, n_train)
-    test, test_labels = make_set(rng, n_test)
-    check, check_labels = make_set(rng, 100)
+def learn(data: dict, every: int = 100, schedule=None):
+    """Train on data['train'], validating every `every` clips; return (model, curve).
+
+    `schedule`: ((fraction of the training clips, learning-rate shift), ...): the host rewrites
+    the SHIFT register when training reaches that fraction (a decaying learning rate)."""
     model = build_model()
-    if rtl_steps:
-        check_on_gateware(train, train_labels, rtl_steps, seed)
     model.configure(enable=1)
-    curve, began = [], time.time()
-    for i, (clip, label) in enumerate(zip(train, train_labels)):
+    curve = []
+    train = data["train"]
+    n = len(train.labels)
+    shifts = {int(round(f * n)): shift for f, shift in (schedule or SCHEDULE)}
+    bar = tqdm(total=len(train.labels), unit="clip", desc="training")
+    for i, (clip, label) in enumerate(zip(train.clips, train.labels)):
+        if i in shifts:
+            model.configure(shift=shifts[i])
         present(model, clip, int(label))
-        if (i + 1) % 50 == 0:
-            acc = accuracy(model, check, check_labels)
+        bar.update()
+        if (i + 1) % every == 0 or i + 1 == len(train.labels):
+            acc = accuracy(model, data["val"])
             curve.append((i + 1, acc))
-            print(f"  {i + 1:4d} training clips: validation accuracy {acc:.1%} "
-                  f"({time.time() - began:.0f} s)", flush=True)
-    test_acc = accuracy(model, test, test_labels)
-    print(f"held-out accuracy on {n_test} clips (learning off): {test_acc:.1%}")
-    plot(out, curve, test_acc, test[0], test_labels[0], model.weights)
+            bar.set_postfix(validation=f"{acc:.1%}")
+            tqdm.write(f"  {i + 1:4d} training clips: validation accuracy {acc:.1%}")
+    bar.close()
+    return model, curve
+
+
+def run(sizes: dict, seed: int, rtl_steps: int, out: Path, folder: Path | None):
+    with tempfile.TemporaryDirectory() as temp:
+        folder = folder or Path(temp)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = make_data(folder, sizes, seed)
+    if rtl_steps:
+        check_on_gateware(data["train"], rtl_steps)
+    model, curve = learn(data)
+    test_acc = accuracy(model, data["test"])
+    print(f"held-out accuracy on {len(data['test'].labels)} clips (learning off): {test_acc:.1%}")
+    plot(out, curve, test_acc, data["test"], model.weights)
     return test_acc
 
 
-def check_on_gateware(train, labels, steps: int, seed: int):
+def check_on_gateware(train: DataSet, steps: int):
     """The first training steps on the gateware; every weight compared after every step."""
     from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
     from spikeforge.learning import Reg, bounds_word
 
     events, targets = [], []
-    for clip, label in zip(train, labels):
+    for clip, label in zip(train.clips, train.labels):
         for t, ids in enumerate(clip):
             events.append(ids)
             row = np.zeros(CFG.n_neurons, dtype=np.int64)
@@ -155,13 +220,15 @@ def check_on_gateware(train, labels, steps: int, seed: int):
     writes += [(0, Reg.ENABLE, 1)]
     model = build_model()
     scenario = make_plastic_scenario(model.params, model.weights, model.mask, events, writes,
-                                     targets=targets, seed=seed)
+                                     targets=targets, seed=SEED)
     result = run_plastic_scenario(CFG, scenario)
-    print(f"gateware: {steps} training steps, {int(result['updates'].sum())} synapse updates, "
-          f"every weight equal to the golden model's after every step")
+    updates = int(result["updates"].sum())
+    print(f"gateware: {len(events)} training steps, {sum(len(e) for e in events)} input events, "
+          f"{updates} synapse updates, every weight equal to the golden model's after every step")
+    return updates
 
 
-def plot(out, curve, test_acc, clip, label, weights):
+def plot(out, curve, test_acc, test: DataSet, weights):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,35 +242,41 @@ def plot(out, curve, test_acc, clip, label, weights):
            ylim=(0, 100))
     ax.legend(fontsize=8)
     ax = axes[1, 0]
-    image = np.zeros((SIZE, SIZE))
-    for t, ids in enumerate(clip):
-        on = ids[ids >= SIZE * SIZE] - SIZE * SIZE
-        image.flat[on] = t + 1
+    image = np.zeros((CELLS, CELLS))
+    for t, ids in enumerate(test.clips[0]):
+        image.flat[ids[ids < CELLS * CELLS]] = t + 1          # ON cells come first
     ax.imshow(image, cmap="viridis")
-    ax.set(title=f"test clip ({DIRECTIONS[label]}): ON event time", xticks=[], yticks=[])
+    ax.set(title=f"test clip ({DIRECTIONS[test.labels[0]]}): ON event step", xticks=[],
+           yticks=[])
     lim = np.abs(weights).max() or 1
     for n in range(CFG.n_neurons):
-        for row, (name, offset) in enumerate((("ON", SIZE * SIZE), ("OFF", 0))):
+        for row, (name, offset) in enumerate((("ON", 0), ("OFF", CELLS * CELLS))):
             ax = axes[row, n + 1]
-            ax.imshow(weights[offset:offset + SIZE * SIZE, n].reshape(SIZE, SIZE),
+            ax.imshow(weights[offset:offset + CELLS * CELLS, n].reshape(CELLS, CELLS),
                       cmap="RdBu_r", vmin=-lim, vmax=lim)
             ax.set(title=f"neuron '{DIRECTIONS[n]}' {name}", xticks=[], yticks=[])
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
+    plt.close(fig)
     print(f"wrote {out}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=600)
-    parser.add_argument("--test", type=int, default=300)
+    parser.add_argument("--train", type=int, default=1500, help="training clips")
+    parser.add_argument("--val", type=int, default=100, help="validation clips (learning curve)")
+    parser.add_argument("--test", type=int, default=300, help="held-out test clips")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rtl", type=int, default=0, metavar="STEPS")
+    parser.add_argument("--rtl", type=int, default=0, metavar="STEPS",
+                        help="also check the first STEPS training steps on the gateware")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="keep the event files (recordings and labels) in DIR")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parents[1] / "docs/img/dvs_bars.png")
     args = parser.parse_args(argv)
-    acc = run(args.train, args.test, args.seed, args.rtl, args.out)
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    acc = run(sizes, args.seed, args.rtl, args.out, args.data)
     return 0 if acc >= 0.9 else 1
 
 
