@@ -85,23 +85,19 @@ def test_stdp_score_counts_hits_and_false_alarms(stdp):
     assert s.false_windows == pytest.approx(2 / 5)       # windows 1 and 6
 
 
-def test_stdp_learns_the_pattern(stdp):
-    """A reduced run (60 s of learning, seed 2): the neuron fires in >= 90 % of the
-    presentations, clearly more often than in windows without the pattern, and learning has cut
-    the untrained neuron's firing outside the pattern. (The issue's "rarely outside", about
-    1 spike/s, is not reached by this rule setting, see docs/plasticity.md, so it is not asserted.)
-    """
-    seed = 2
+def test_stdp_neuron_becomes_selective_to_the_pattern(stdp):
+    """The example's input (seed 5), 90 s of learning, then 20 s with learning off: the neuron
+    fires in >= 90 % of the presentations and at most 1 spike/s outside the pattern (and in at
+    most 5 % of the windows without it), where the untrained neuron fires all the time."""
+    seed = 5
     print(f"seed {seed}")
-    result = stdp.learn(60, seed, progress=False)
+    result = stdp.learn(90, seed, progress=False)
     test = result["test"]
     print(stdp.report(result))
     assert test.presentations > 80
     assert test.hits >= 0.9, f"seed {seed}: hits {test.hits:.1%} < 90 %"
-    assert test.hits - test.false_windows >= 0.2, \
-        f"seed {seed}: a spike in {test.hits:.1%} of the presentations but also in " \
-        f"{test.false_windows:.1%} of the windows without the pattern"
+    assert test.false_rate <= 1.0, f"seed {seed}: {test.false_rate:.2f} spikes/s outside"
+    assert test.false_windows <= 0.05
     untrained = stdp.learn(0, seed, progress=False)["test"]
-    print(f"untrained: {untrained.false_rate:.1f} spikes/s outside the pattern, hits "
-          f"{untrained.hits:.1%}")
-    assert test.false_rate < 0.6 * untrained.false_rate
+    print(f"untrained: {untrained.false_rate:.1f} spikes/s outside the pattern")
+    assert untrained.false_rate > 20
