@@ -61,9 +61,11 @@ class Chip(wiring.Component):
     `uart_framing_errors` is reported in READ_STATUS (tie it to 0 without a UART).
     """
 
-    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16):
+    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16,
+                 synapse_memory: str = "auto"):
         self.cfg = cfg or ChipConfig()
         self.cmd_fifo_depth = cmd_fifo_depth
+        self.synapse_memory = synapse_memory
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
@@ -102,7 +104,7 @@ class _Engine:
         self.cores, self.fifos = [], []
         cmd_width = command_layout(cfg.core).size
         for c in range(cfg.n_cores):
-            core = LIFCore(cfg.core)
+            core = LIFCore(cfg.core, synapse_memory=chip.synapse_memory)
             fifo = SyncFIFOBuffered(width=cmd_width, depth=chip.cmd_fifo_depth)
             m.submodules[f"core{c}"], m.submodules[f"cmd_fifo{c}"] = core, fifo
             m.d.comb += [core.i_cmd.valid.eq(fifo.r_rdy), core.i_cmd.payload.eq(fifo.r_data),
@@ -660,9 +662,9 @@ class ChipOverUART(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = P.MAX_ENCODED + 1):
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1, synapse_memory: str = "auto"):
         from .uart import UARTReceiver, UARTTransmitter
-        self.chip = Chip(cfg)
+        self.chip = Chip(cfg, synapse_memory=synapse_memory)
         self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
         self.rx_fifo_depth = rx_fifo_depth
         super().__init__({

@@ -15,7 +15,9 @@ N/K cycles, and the next command is accepted in the cycle of the last word, so a
 runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
 costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
 STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
-cycles (write) or 3 (read) plus the wait for the response to be taken.
+cycles (write) or 3 (read) plus the wait for the response to be taken. With the SPRAM synapse
+memory (`synapse_memory="spram"`, the default on iCE40) the core stays busy for 16384 cycles
+after reset while the SPRAM clears itself; the costs above are otherwise the same.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
@@ -40,7 +42,7 @@ from .layouts import (
     state_layout,
 )
 from .neuron import NeuronUpdate
-from .synapse import SynapseMemory, synapse_word_bits
+from .synapse import SYNAPSE_KINDS, SynapseMemory, synapse_word_bits
 
 __all__ = ["LIFCore", "status_signature"]
 
@@ -63,11 +65,17 @@ class LIFCore(wiring.Component):
     its step; CLEAR zeroes all neuron state, accumulators, the step and the drop counters),
     `o_spike` (SPIKE neuron step ..., then STEP_END step), `i_cfg` / `o_cfg` (one response per
     request; requests are served between commands, when the core is idle). `o_status` exposes the
-    step number and the drop counters.
+    step number and the drop counters. `synapse_memory` picks the synapse memory's
+    implementation (see `SynapseMemory`: "auto", "memory" or "spram").
     """
 
-    def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16):
+    def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16,
+                 synapse_memory: str = "auto"):
         self.cfg = cfg = cfg or CoreConfig()
+        if synapse_memory not in SYNAPSE_KINDS:
+            raise ValueError(f"synapse_memory must be one of {SYNAPSE_KINDS}, "
+                             f"not {synapse_memory!r}")
+        self.synapse_memory = synapse_memory
         if not isinstance(spike_fifo_depth, int) or not 2 <= spike_fifo_depth <= 4096:
             raise ValueError(f"spike_fifo_depth must be an integer in 2..4096, "
                              f"not {spike_fifo_depth!r}")
@@ -87,7 +95,7 @@ class LIFCore(wiring.Component):
         word_bits = synapse_word_bits(cfg)
 
         # Memories ------------------------------------------------------------------------
-        m.submodules.synapses = syn = SynapseMemory(cfg)
+        m.submodules.synapses = syn = SynapseMemory(cfg, kind=self.synapse_memory)
         acc_shape = ArrayLayout(signed(cfg.accumulator_width), k)
         m.submodules.acc = acc_mem = Memory(shape=acc_shape, depth=words, init=[])
         acc_wr = acc_mem.write_port()
@@ -187,7 +195,9 @@ class LIFCore(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(self.i_cfg.valid):
+                with m.If(~syn.ready):
+                    pass                    # the synapse memory still clears itself
+                with m.Elif(self.i_cfg.valid):
                     m.d.comb += self.i_cfg.ready.eq(1)
                     m.d.sync += cfg_req.eq(req)
                     self._start_config(m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr,
@@ -263,7 +273,7 @@ class LIFCore(wiring.Component):
                 with m.If(self.o_cfg.ready):
                     m.next = "IDLE"
 
-        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE") | ~syn.ready)
         return m
 
     def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp):
