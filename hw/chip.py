@@ -59,13 +59,15 @@ class Chip(wiring.Component):
     """The whole chip behind the byte stream `i` / `o` (see module docstring).
 
     `uart_framing_errors` is reported in READ_STATUS (tie it to 0 without a UART).
+    `memory_kind` places the single-port memories (synapses, frame buffers): "memory"
+    (`lib.memory`), "spram" (iCE40UP5K SPRAM) or "auto" (SPRAM when built for an iCE40UP).
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16,
-                 synapse_memory: str = "auto"):
+                 memory_kind: str = "auto"):
         self.cfg = cfg or ChipConfig()
         self.cmd_fifo_depth = cmd_fifo_depth
-        self.synapse_memory = synapse_memory
+        self.memory_kind = memory_kind
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
@@ -96,15 +98,15 @@ class _Engine:
 
     def build(self):
         m, cfg, chip = self.m, self.cfg, self.chip
-        m.submodules.rx = self.rx = FrameReceiver()
-        m.submodules.tx = self.tx = FrameTransmitter()
+        m.submodules.rx = self.rx = FrameReceiver(buffer=chip.memory_kind)
+        m.submodules.tx = self.tx = FrameTransmitter(buffer=chip.memory_kind)
         wiring.connect(m, wiring.flipped(chip.i), self.rx.i)
         wiring.connect(m, self.tx.o, wiring.flipped(chip.o))
         m.submodules.router = self.router = Router(cfg)
         self.cores, self.fifos = [], []
         cmd_width = command_layout(cfg.core).size
         for c in range(cfg.n_cores):
-            core = LIFCore(cfg.core, synapse_memory=chip.synapse_memory)
+            core = LIFCore(cfg.core, synapse_memory=chip.memory_kind)
             fifo = SyncFIFOBuffered(width=cmd_width, depth=chip.cmd_fifo_depth)
             m.submodules[f"core{c}"], m.submodules[f"cmd_fifo{c}"] = core, fifo
             m.d.comb += [core.i_cmd.valid.eq(fifo.r_rdy), core.i_cmd.payload.eq(fifo.r_data),
@@ -662,9 +664,9 @@ class ChipOverUART(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = P.MAX_ENCODED + 1, synapse_memory: str = "auto"):
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1, memory_kind: str = "auto"):
         from .uart import UARTReceiver, UARTTransmitter
-        self.chip = Chip(cfg, synapse_memory=synapse_memory)
+        self.chip = Chip(cfg, memory_kind=memory_kind)
         self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
         self.rx_fifo_depth = rx_fifo_depth
         super().__init__({

@@ -127,12 +127,13 @@ def build_design(design, toplevel: str):
 
 
 def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
-               inputs: dict[str, np.ndarray]) -> dict:
+               inputs: dict[str, np.ndarray], *, plusargs: tuple = ()) -> dict:
     """Build `design`, run cocotb test `test_module.testcase` on it, return the test's results.
 
     `inputs` reach the test as the `.npz` named by `$SPIKEFORGE_SCENARIO`; the test writes its
     results to the `.npz` named by `$SPIKEFORGE_RESULT` (a `failure` entry marks a failed check).
-    Raises `SimulationFailed` with the test's message if it failed.
+    Raises `SimulationFailed` with the test's message if it failed. `plusargs` go to the
+    simulator (e.g. Verilator's `+verilator+rand+reset+2`: random initial memory contents).
     """
     runner, build_dir = build_design(design, toplevel)
     work = Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
@@ -148,7 +149,7 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
             runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
                         build_dir=build_dir, test_dir=work, extra_env=env,
                         waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
-                        results_xml=str(work / "results.xml"))
+                        results_xml=str(work / "results.xml"), plusargs=list(plusargs))
         except SystemExit:
             # Under pytest the runner exits on a failed test before we can read why; the
             # reason is in the result and results files, read below.
@@ -218,11 +219,12 @@ def make_scenario(params, weights, step_events, *, init_state=None, **options) -
 
 def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed: int = 1,
                       gap_prob: float = 0.0, stall_prob: float = 0.0,
-                      synapse_memory: str = "memory") -> dict:
+                      memory_kind: str = "memory", plusargs: tuple = ()) -> dict:
     """Send request chunks to the chip's gateware and check its replies equal `replies`.
 
     Returns the bench's results, among them `request_cycles` (cycles from a chunk's first byte
     to its last reply byte). Raises `SimulationFailed` naming the first differing reply.
+    `memory_kind="spram"` simulates the iCE40 build's SPRAM memories.
     """
     from .chip import Chip
 
@@ -231,12 +233,12 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
         return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
     request_bytes, request_offsets = pack(requests)
     reply_bytes, reply_offsets = pack(replies)
-    return run_cocotb(Chip(cfg, synapse_memory=synapse_memory), "chip",
+    return run_cocotb(Chip(cfg, memory_kind=memory_kind), "chip",
                       "spikeforge.hw.chip_testbench", "byte_exchange",
                       {"seed": np.array(seed), "gap_prob": np.array(gap_prob),
                        "stall_prob": np.array(stall_prob), "requests": request_bytes,
                        "request_offsets": request_offsets, "replies": reply_bytes,
-                       "reply_offsets": reply_offsets})
+                       "reply_offsets": reply_offsets}, plusargs=plusargs)
 
 
 def high(handle) -> bool:

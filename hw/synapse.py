@@ -7,27 +7,34 @@ implementations sit behind the same interface, chosen by `kind`:
 * ``"spram"``: `SB_SPRAM256KA` primitives (iCE40UP5K), 16k words of 16 bits each, tiled in width
   and depth. Yosys never maps a `lib.memory` onto SPRAM (Amaranth always gives a memory initial
   contents, which SPRAM cannot have), so the primitives are instantiated directly.
-* ``"auto"`` (default): ``"spram"`` when elaborated for an iCE40 platform, else ``"memory"``.
+* ``"auto"`` (default): ``"spram"`` when elaborated for an iCE40 UltraPlus platform (the
+  iCEBreaker's UP5K), else ``"memory"``.
 
 Both start all zero: SPRAM has no initial contents, so the SPRAM version writes zeros over every
 word after reset and holds `ready` low meanwhile (16384 cycles, all SPRAMs in parallel). The
 behavioural version is ready at once.
 """
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.spec import CoreConfig
 
-__all__ = ["SynapseMemory", "synapse_word_bits", "synapse_address_width", "SYNAPSE_KINDS",
-           "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_count"]
+from .spram import (
+    MEMORY_KINDS,
+    SPRAM,
+    SPRAM_AVAILABLE,
+    SPRAM_DEPTH,
+    resolve_memory_kind,
+    spram_tiles,
+)
 
-SYNAPSE_KINDS = ("auto", "memory", "spram")
-SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16   #: one SB_SPRAM256KA: 16k words of 16 bits
-#: SPRAMs on the largest iCE40 that has them (UP5K).
-SPRAM_AVAILABLE = 4
+__all__ = ["SynapseMemory", "synapse_word_bits", "synapse_address_width", "SYNAPSE_KINDS",
+           "spram_count"]
+
+SYNAPSE_KINDS = MEMORY_KINDS
 
 
 def synapse_word_bits(cfg: CoreConfig) -> int:
@@ -45,12 +52,7 @@ def _synapse_depth(cfg: CoreConfig) -> int:
 
 def spram_count(cfg: CoreConfig) -> tuple[int, int]:
     """Return (banks in depth, SPRAMs per bank in width) that one core's synapse memory needs."""
-    width = cfg.weights_per_word * cfg.weight_width
-    return (-(-_synapse_depth(cfg) // SPRAM_DEPTH), -(-width // SPRAM_WIDTH))
-
-
-def _platform_is_ice40(platform) -> bool:
-    return getattr(platform, "family", None) == "ice40"
+    return spram_tiles(cfg.weights_per_word * cfg.weight_width, _synapse_depth(cfg))
 
 
 class SynapseMemory(wiring.Component):
@@ -76,13 +78,8 @@ class SynapseMemory(wiring.Component):
             "ready": Out(1),
         })
 
-    def resolved_kind(self, platform) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return "spram" if _platform_is_ice40(platform) else "memory"
-
     def elaborate(self, platform):
-        if self.resolved_kind(platform) == "spram":
+        if resolve_memory_kind(self.kind, platform) == "spram":
             return self._elaborate_spram()
         m = Module()
         depth = _synapse_depth(self.cfg)
@@ -97,48 +94,26 @@ class SynapseMemory(wiring.Component):
 
     def _elaborate_spram(self):
         banks, lanes = spram_count(self.cfg)
+        depth = _synapse_depth(self.cfg)
         if banks * lanes > SPRAM_AVAILABLE:
             raise ValueError(
-                f"the synapse memory needs {banks * lanes} SPRAMs "
-                f"({_synapse_depth(self.cfg)} words of {len(self.w_data)} bits), an iCE40UP5K "
-                f"has {SPRAM_AVAILABLE}")
+                f"the synapse memory needs {banks * lanes} SPRAMs ({depth} words of "
+                f"{len(self.w_data)} bits), an iCE40UP5K has {SPRAM_AVAILABLE}")
         m = Module()
-        low_bits = min(14, len(self.addr))
-        bank_sel = self.addr[low_bits:] if banks > 1 else Const(0, 1)
-        read_bank = Signal(range(max(2, banks)))      # bank of the last read, picks r_data
-
-        # Start-up clear: one address per cycle, every SPRAM at once.
+        m.submodules.ram = ram = SPRAM(len(self.w_data), depth)
+        # Start-up clear: one word per cycle in every bank at once (SPRAM has no initial value).
         clearing = Signal(init=1)
-        clear_addr = Signal(14)
+        clear_addr = Signal(range(depth))
+        last = min(SPRAM_DEPTH, depth) - 1
+        m.d.comb += self.ready.eq(~clearing)
         with m.If(clearing):
             m.d.sync += clear_addr.eq(clear_addr + 1)
-            with m.If(clear_addr == min(SPRAM_DEPTH, _synapse_depth(self.cfg)) - 1):
+            with m.If(clear_addr[:14] == last):
                 m.d.sync += clearing.eq(0)
-        m.d.comb += self.ready.eq(~clearing)
-        with m.If(self.r_en):
-            m.d.sync += read_bank.eq(bank_sel)
-
-        w_data = Signal(lanes * SPRAM_WIDTH)
-        m.d.comb += w_data.eq(self.w_data)
-        address = Mux(clearing, clear_addr, self.addr[:low_bits])
-        bank_outputs = []
-        for bank in range(banks):
-            selected = clearing | (bank_sel == bank)
-            data_out = Signal(lanes * SPRAM_WIDTH, name=f"bank{bank}_data")
-            bank_outputs.append(data_out)
-            for lane in range(lanes):
-                m.submodules[f"spram{bank}_{lane}"] = Instance(
-                    "SB_SPRAM256KA",
-                    i_ADDRESS=address,
-                    i_DATAIN=Mux(clearing, 0, w_data.word_select(lane, SPRAM_WIDTH)),
-                    i_MASKWREN=Const(0b1111, 4),
-                    i_WREN=clearing | self.w_en,
-                    i_CHIPSELECT=selected & (clearing | self.r_en | self.w_en),
-                    i_CLOCK=ClockSignal("sync"),
-                    i_STANDBY=Const(0), i_SLEEP=Const(0), i_POWEROFF=Const(1),
-                    o_DATAOUT=data_out.word_select(lane, SPRAM_WIDTH))
-        with m.Switch(read_bank):
-            for bank, data_out in enumerate(bank_outputs):
-                with m.Case(bank):
-                    m.d.comb += self.r_data.eq(data_out)
+            m.d.comb += [ram.addr.eq(clear_addr), ram.en.eq(1), ram.w_en.eq(1),
+                         ram.w_data.eq(0), ram.all_banks.eq(1)]
+        with m.Else():
+            m.d.comb += [ram.addr.eq(self.addr), ram.en.eq(self.r_en | self.w_en),
+                         ram.w_en.eq(self.w_en), ram.w_data.eq(self.w_data)]
+        m.d.comb += self.r_data.eq(ram.r_data)
         return m

@@ -56,3 +56,38 @@ def test_spram_instances_in_the_netlist():
         rtlil.convert(SynapseMemory(CoreConfig(n_axons=1024), kind="spram"))
     with pytest.raises(ValueError, match="synapse memory kind"):
         SynapseMemory(CoreConfig(), kind="bram")
+
+
+def test_chip_with_every_single_port_memory_in_spram_matches_the_model():
+    """The iCEBreaker's memory map (synapses in two SPRAMs, both frame buffers in one each),
+    started with random SPRAM contents: power-up weights must still read 0, and a network run,
+    read-back and status must equal the model byte for byte."""
+    from test_chip_rtl import random_network
+
+    from spikeforge.host.link import ChipClient, RecordingTransport
+    from spikeforge.host.network import load, run
+    from spikeforge.hw.rtlsim import run_chip_exchange
+    from spikeforge.sim import ChipModel
+    from spikeforge.spec import ChipConfig
+
+    seed = 34
+    print(f"seed {seed}")
+    cfg = ChipConfig(core=CoreConfig(), n_cores=1, n_inputs=12, route_entries=256,
+                     max_host_events=128, host_buffer=64)
+    rng = np.random.default_rng(seed)
+    transport = RecordingTransport(ChipModel(cfg))
+    client = ChipClient(transport)
+    for axon in (0, 127, 128, 255):        # both banks, before anything was written
+        assert client.read_weights(0, axon << 7, 128) == [0] * 128
+    net = random_network(rng, recurrent=True)
+    image = net.compile(cfg)
+    load(client, image)
+    spikes = run(client, image, {"in": (rng.random((40, 12)) < 0.25).astype(int)})
+    assert sum(s.sum() for s in spikes.values()) > 10
+    for axon in (0, 5, 200, 255):
+        client.read_weights(0, axon << 7, 128)
+    client.read_state(0, 0, 256)
+    client.status()
+    run_chip_exchange(cfg, transport.requests, transport.replies, seed=seed, gap_prob=0.1,
+                      stall_prob=0.2, memory_kind="spram",
+                      plusargs=("+verilator+rand+reset+2", "+verilator+seed+34"))
