@@ -38,6 +38,9 @@ OTHERS = [
     ("snn-fpga (Fan & Levy 2025), published", "Artix-7 (Xilinx)", "6,358 LUT / 40.5 BRAM",
      "100 MHz", "not given (MNIST 0.52 ms/image)", "network-dependent", "network-dependent",
      "https://arxiv.org/abs/2507.07284, https://github.com/im-afan/snn-fpga"),
+    ("Spiker+ (Carpegna, Savino & Di Carlo 2024), published", "Xilinx Artix-7",
+     "see paper", "not given here", "not given (MNIST 780 us/image, 180 mW)",
+     "network-dependent", "network-dependent", "https://arxiv.org/abs/2401.01141"),
     ("Flexi-NeurA (2026), published", "FPGA (2 cores, 256-128-10 MLP)", "1,623 LC / 7 BRAM",
      "not given", "not given (MNIST 1.1 ms)", "138 (+256 inputs)", "34k", "https://arxiv.org/abs/2602.18140"),
 ]

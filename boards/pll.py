@@ -57,6 +57,8 @@ def ice40_pll(f_in: float, f_target: float) -> ICE40PLL:
                 continue
             for divq in range(1, 7):
                 f_out = f_vco / (1 << divq)
+                if not 16e6 <= f_out <= 275e6:
+                    continue
                 if best is None or abs(f_out - f_target) < abs(best.f_out - f_target):
                     best = ICE40PLL(divr, divf, divq, _ice40_filter_range(f_pfd), f_in, f_out)
     if best is None:

@@ -31,6 +31,7 @@ class Board:
     led_error: tuple = ()           #: ... lit once the UART saw a framing error or overflow
     led_heartbeat: tuple = ()       #: ... blinking at ~1 Hz while the PLL clock runs
     synth_opts: str = ""            #: extra `synth_<family>` options
+    rx_fifo_depth: int | None = None  #: UART receive FIFO bytes (None: one maximal frame)
     programmers: tuple = ()         #: (tool, arguments before the bitstream) tried in order
     notes: list = field(default_factory=list)
 
@@ -65,8 +66,10 @@ class BoardTop(Elaboratable):
         m = Module()
         self.clock_hz = add_pll_domain(m, platform, self.board.clock, self.clock_hz)
         self.divisor = uart_divisor(self.clock_hz, self.baud)
+        fifo = {} if self.board.rx_fifo_depth is None else \
+            {"rx_fifo_depth": self.board.rx_fifo_depth}
         m.submodules.chip = chip = ChipOverUART(self.chip_cfg, divisor=self.divisor,
-                                                memory_kind=self.memory_kind)
+                                                memory_kind=self.memory_kind, **fifo)
         uart = platform.request("uart", 0)
         m.d.comb += [chip.rx.eq(uart.rx.i), uart.tx.o.eq(chip.tx)]
         self._leds(m, platform, chip, uart)

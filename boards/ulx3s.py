@@ -16,7 +16,7 @@ BOARD = Board(
     name="ulx3s",
     platform=ULX3S_85F_Platform,
     clock="clk25",
-    target_hz=100e6,
+    target_hz=30e6,
     chip=ChipConfig(core=CoreConfig(), n_cores=4),
     led_activity=(("led", 0),),
     led_heartbeat=(("led", 1),),

@@ -13,8 +13,9 @@ Data path (see `docs/architecture.md`)::
 Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
 runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
-costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
-STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
+costs one cycle. A CLEAR costs N cycles. A tick costs N + 3 cycles from its acceptance to the
+STEP_END marker entering the spike FIFO (N issue cycles, two update stages), plus 1 cycle back to
+idle. A config request costs 2
 cycles (write) or 3 (read) plus the wait for the response to be taken. With the SPRAM synapse
 memory (`synapse_memory="spram"`, the default on iCE40) the core stays busy for 16384 cycles
 after reset while the SPRAM clears itself; the costs above are otherwise the same.
@@ -41,7 +42,7 @@ from .layouts import (
     spike_layout,
     state_layout,
 )
-from .neuron import NeuronUpdate
+from .neuron import current_stage, membrane_stage
 from .synapse import SYNAPSE_KINDS, SynapseMemory, synapse_word_bits
 
 __all__ = ["LIFCore", "status_signature"]
@@ -104,7 +105,6 @@ class LIFCore(wiring.Component):
         state_wr, state_rd = state_mem.write_port(), state_mem.read_port()
         m.submodules.params = param_mem = Memory(shape=param_layout(cfg), depth=n, init=[])
         param_wr, param_rd = param_mem.write_port(), param_mem.read_port()
-        m.submodules.update = update = NeuronUpdate(cfg)
         m.submodules.spikes = fifo = SyncFIFOBuffered(
             width=spike_layout(cfg).size, depth=self.spike_fifo_depth)
 
@@ -146,29 +146,47 @@ class LIFCore(wiring.Component):
                 weight = syn.r_data.word_select(lane, cfg.weight_width).as_signed()
                 m.d.comb += acc_wr.data[lane].eq(acc_rd.data[lane] + weight)
 
-        # Update stage of a tick: one neuron per cycle; always completes (the issue stage only
-        # issues when the spike FIFO has room for what is in flight).
+        # Update stages of a tick, one neuron per cycle through both: stage 1 (tk_valid1) takes
+        # the memories' outputs through the current half of the neuron update into pipeline
+        # registers; stage 2 (tk_valid2) finishes the membrane, writes the state and the spike.
+        # They always complete (the issue stage only issues when the spike FIFO has room for
+        # everything in flight). Two stages halve the longest path (two multiplies in series).
+        i_next, v_decayed = current_stage(cfg, state_rd.data, param_rd.data,
+                                          acc_rd.data[tk_lane1])
+        tk_valid2 = Signal()
+        tk_neuron2 = Signal(range(n))
+        s2_i = Signal(signed(cfg.current_width))
+        s2_v_decayed = Signal(signed(cfg.voltage_width))
+        s2_state = Signal(state_layout(cfg))      # v and ref are used, i is replaced
+        s2_params = Signal(param_layout(cfg))     # threshold, refractory, reset are used
+        m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1), s2_i.eq(i_next),
+                     s2_v_decayed.eq(v_decayed), s2_state.v.eq(state_rd.data.v),
+                     s2_state.ref.eq(state_rd.data.ref),
+                     s2_params.threshold.eq(param_rd.data.threshold),
+                     s2_params.refractory.eq(param_rd.data.refractory),
+                     s2_params.reset.eq(param_rd.data.reset)]
+        next_state, spike = Signal(state_layout(cfg)), Signal()
+        membrane_stage(m, cfg, v=s2_state.v, ref=s2_state.ref, i_next=s2_i,
+                       v_decayed=s2_v_decayed, params=s2_params, next_state=next_state,
+                       spike=spike)
         spike_word = Signal(spike_layout(cfg))
         m.d.comb += [
-            update.state.eq(state_rd.data),
-            update.params.eq(param_rd.data),
-            update.acc.eq(acc_rd.data[tk_lane1]),
-            spike_word.neuron.eq(tk_neuron1),
+            spike_word.neuron.eq(tk_neuron2),
             spike_word.step.eq(step),
             spike_word.kind.eq(SpikeKind.SPIKE),
             fifo.w_data.eq(spike_word),
         ]
         m.d.sync += tk_valid1.eq(0)
-        with m.If(tk_valid1):
+        with m.If(tk_valid1 & (tk_lane1 == k - 1)):   # last neuron of the word: clear its sums
+            m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
+            for lane in range(k):
+                m.d.comb += acc_wr.data[lane].eq(0)
+        with m.If(tk_valid2):
             m.d.comb += [
-                state_wr.addr.eq(tk_neuron1), state_wr.data.eq(update.next_state),
-                state_wr.en.eq(1), fifo.w_en.eq(update.spike),
+                state_wr.addr.eq(tk_neuron2), state_wr.data.eq(next_state),
+                state_wr.en.eq(1), fifo.w_en.eq(spike),
             ]
-            with m.If(tk_lane1 == k - 1):   # last neuron of the word: clear its accumulators
-                m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
-                for lane in range(k):
-                    m.d.comb += acc_wr.data[lane].eq(0)
-        fifo_room = fifo.level + 2 <= self.spike_fifo_depth
+        fifo_room = fifo.level + tk_valid1 + tk_valid2 + 1 <= self.spike_fifo_depth
 
         cmd = self.i_cmd.payload
         req = self.i_cfg.payload
@@ -235,8 +253,8 @@ class LIFCore(wiring.Component):
                         m.next = "TICK_END"
 
             with m.State("TICK_END"):
-                # The update stage drains; then the STEP_END marker follows the step's spikes.
-                with m.If(~tk_valid1 & fifo.w_rdy):
+                # The update stages drain; then the STEP_END marker follows the step's spikes.
+                with m.If(~tk_valid1 & ~tk_valid2 & fifo.w_rdy):
                     m.d.comb += [fifo.w_en.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
                                  spike_word.neuron.eq(0)]
                     m.d.sync += [step.eq(step + 1), events_in_step.eq(0)]
