@@ -2,6 +2,7 @@
 
     python benchmarks/boards.py                 # build every configuration (minutes each)
     python benchmarks/boards.py --from-json     # only rewrite boards.md from boards.json
+    python benchmarks/boards.py --reports DIR   # read finished builds in DIR/<board> instead
 
 Writes benchmarks/boards.json (measured results) and benchmarks/boards.md (the table, side by
 side with published or measured figures of other open designs, with sources). Synaptic
@@ -46,18 +47,21 @@ OTHERS = [
 ]
 
 
-def measure(from_json: bool) -> list[dict]:
+def measure(from_json: bool, reports: Path | None) -> list[dict]:
     path = HERE / "boards.json"
     if from_json:
         return json.loads(path.read_text())
     sys.path.insert(0, str(HERE.parent))
-    from spikeforge.boards.build import BOARDS, BuildFailed, build, chip_config
+    from spikeforge.boards.build import BOARDS, BuildFailed, build, chip_config, read_build
     results = []
     for board, changes, mhz in CONFIGURATIONS:
         chip = chip_config(BOARDS[board], **changes)
         try:
-            result = build(board, chip, clock_hz=mhz * 1e6 if mhz else None,
-                           build_dir=HERE.parent / "build" / "bench")
+            if reports:
+                result = read_build(board, reports, chip, clock_hz=mhz * 1e6 if mhz else None)
+            else:
+                result = build(board, chip, clock_hz=mhz * 1e6 if mhz else None,
+                               build_dir=HERE.parent / "build" / "bench")
             print(result.summary(), flush=True)
             results.append(result.as_dict())
         except BuildFailed as exc:
@@ -124,8 +128,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-json", action="store_true",
                         help="do not build; rewrite boards.md from boards.json")
+    parser.add_argument("--reports", type=Path,
+                        help="read the reports of finished builds in REPORTS/<board>")
+    parser.add_argument("--times", type=Path,
+                        help="JSON {board: [wall s, CPU s]} of those builds (with --reports)")
     args = parser.parse_args()
-    results = measure(args.from_json)
+    results = measure(args.from_json, args.reports)
+    if args.times:
+        times = json.loads(args.times.read_text())
+        for r in results:
+            r["seconds"], r["cpu_seconds"] = times.get(r["board"], [0, 0])
+        (HERE / "boards.json").write_text(json.dumps(results, indent=1) + "\n")
     (HERE / "boards.md").write_text(table(results))
     print(f"wrote {HERE / 'boards.md'}")
     return 0

@@ -21,10 +21,11 @@ from pathlib import Path
 from spikeforge.spec import ChipConfig
 
 from . import icebreaker, ulx3s
-from .top import Board, BoardTop
+from .pll import ecp5_pll, ice40_pll
+from .top import Board, BoardTop, uart_divisor
 
-__all__ = ["BOARDS", "BuildFailed", "BuildResult", "build", "program", "add_parser",
-           "chip_config"]
+__all__ = ["BOARDS", "BuildFailed", "BuildResult", "build", "read_build", "program",
+           "add_parser", "chip_config"]
 
 BOARDS: dict[str, Board] = {b.name: b for b in (icebreaker.BOARD, ulx3s.BOARD)}
 
@@ -172,6 +173,22 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def read_build(board_name: str, build_dir: Path | str, chip: ChipConfig | None = None, *,
+               clock_hz: float | None = None, baud: int = 1_000_000) -> BuildResult:
+    """Read the reports of an earlier `build` in `build_dir` (the folder `build` was given)
+    with the same parameters, without running the tools again (times are unknown: 0)."""
+    board = BOARDS[board_name]
+    platform = board.make_platform()
+    top = BoardTop(board, chip or board.chip, clock_hz=clock_hz or board.target_hz, baud=baud)
+    pll = ice40_pll if platform.family == "iCE40" else ecp5_pll
+    f_in = platform.lookup(board.clock).clock.frequency
+    top.clock_hz = pll(f_in, top.clock_hz).f_out
+    top.divisor = uart_divisor(top.clock_hz, baud)
+    build_dir = Path(build_dir) / board.name
+    bitstream = build_dir / f"{NAME}.{'bin' if platform.family == 'iCE40' else 'bit'}"
+    return _read_reports(board, platform, top.chip_cfg, top, build_dir, 0.0, bitstream, baud)
+
+
 def _tool_error(build_dir: Path) -> str:
     """The first error line of nextpnr's or Yosys's log."""
     for name in (f"{NAME}.tim", f"{NAME}.rpt"):
@@ -213,7 +230,9 @@ def _read_reports(board, platform, chip, top, build_dir, seconds, bitstream, bau
 def _flip_flops(rpt: Path) -> int:
     """Sum the flip-flop cells in the last statistics block of Yosys's log."""
     text = rpt.read_text(errors="replace")
-    last = text.rfind("Number of cells")
+    # Yosys heads each statistics block with "<n> cells" (older versions: "Number of cells").
+    heads = list(re.finditer(r"^\s*(?:\d+\s+cells|Number of cells.*)$", text, flags=re.M))
+    last = heads[-1].start() if heads else 0
     counts = re.findall(r"^\s+(\d+)\s+(?:\S+\s+)?(SB_DFF\w*|TRELLIS_FF)\s*$",
                         text[last:], flags=re.M)
     return sum(int(n) for n, _ in counts)

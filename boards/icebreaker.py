@@ -33,5 +33,5 @@ BOARD = Board(
     led_activity=(("led", 1),),      # green
     led_error=(("led", 0),),         # red
     synth_opts="-dsp",
-    programmers=(("openFPGALoader", ("-b", "ice40_generic")), ("iceprog", ())),
+    programmers=(("openFPGALoader", ("-b", "icebreaker")), ("iceprog", ())),
 )

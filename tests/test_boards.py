@@ -77,7 +77,7 @@ def test_report_checker_flags_overuse_and_missed_timing(tmp_path):
                         "ICESTORM_SPRAM": {"used": 2, "available": 4}},
         "fmax": {"clk": {"achieved": 20.5, "constraint": 24.0}}}))
     (tmp_path / "spikeforge.rpt").write_text(
-        "Number of cells\n     12   SB_DFFE\n     3   SB_DFF\n")
+        "   9 cells\n     1   SB_DFF\n   40 cells\n     12   SB_DFFE\n     3   SB_DFF\n")
 
     class Top:
         clock_hz, divisor = 24e6, 24
@@ -91,6 +91,14 @@ def test_report_checker_flags_overuse_and_missed_timing(tmp_path):
     assert any("LC: 6000 used" in p for p in result.problems)
     assert any("timing not met" in p for p in result.problems)
     assert "timing NOT MET" in result.summary()
+
+
+def test_program_says_what_to_install_without_a_programmer(monkeypatch, tmp_path):
+    monkeypatch.setattr(B.shutil, "which", lambda name: None)
+    result = B.BuildResult("icebreaker", "iCE40UP5K", ChipConfig(), 1.0, 1.0, {}, 0, 0.0,
+                           tmp_path / "x.bin", 1, 1)
+    with pytest.raises(B.BuildFailed, match="openFPGALoader or iceprog is not installed"):
+        B.program(result)
 
 
 def test_build_refuses_a_synapse_memory_larger_than_the_sprams(capsys):
