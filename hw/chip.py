@@ -61,12 +61,16 @@ class Chip(wiring.Component):
     """The whole chip behind the byte stream `i` / `o` (see module docstring).
 
     `uart_framing_errors` and `uart_overflows` are reported in READ_STATUS (tie them to 0
-    without a UART).
+    without a UART). `memory_kind` places the single-port memories (synapses, frame buffers):
+    "memory" (`lib.memory`), "spram" (iCE40UP5K SPRAM) or "auto" (SPRAM when built for an
+    iCE40UP).
     """
 
-    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16):
+    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16,
+                 memory_kind: str = "auto"):
         self.cfg = cfg or ChipConfig()
         self.cmd_fifo_depth = cmd_fifo_depth
+        self.memory_kind = memory_kind
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
@@ -98,15 +102,16 @@ class _Engine:
 
     def build(self):
         m, cfg, chip = self.m, self.cfg, self.chip
-        m.submodules.rx = self.rx = FrameReceiver()
-        m.submodules.tx = self.tx = FrameTransmitter()
+        m.submodules.rx = self.rx = FrameReceiver(buffer=chip.memory_kind)
+        m.submodules.tx = self.tx = FrameTransmitter(buffer=chip.memory_kind)
         wiring.connect(m, wiring.flipped(chip.i), self.rx.i)
         wiring.connect(m, self.tx.o, wiring.flipped(chip.o))
         m.submodules.router = self.router = Router(cfg)
         m.submodules.delivery = self.delivery = Delivery(cfg, cmd_depth=chip.cmd_fifo_depth)
         self.cores = []
         for c in range(cfg.n_cores):
-            m.submodules[f"core{c}"] = core = LIFCore(cfg.core)
+            core = LIFCore(cfg.core, synapse_memory=chip.memory_kind)
+            m.submodules[f"core{c}"] = core
             wiring.connect(m, self.delivery.o_cmd[c], core.i_cmd)
             self.cores.append(core)
         self.host = self.delivery.o_host
@@ -673,9 +678,9 @@ class ChipOverUART(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = P.MAX_ENCODED + 1):
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1, memory_kind: str = "auto"):
         from .uart import UARTReceiver, UARTTransmitter
-        self.chip = Chip(cfg)
+        self.chip = Chip(cfg, memory_kind=memory_kind)
         self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
         self.rx_fifo_depth = rx_fifo_depth
         super().__init__({

@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="RTL simulator (default verilator)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     demo.set_defaults(func=_demo)
+    from spikeforge.boards.build import add_parser as add_build_parser
+    add_build_parser(sub)
     return parser
 
 
