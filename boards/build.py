@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from spikeforge.hw.spram import SPRAM_AVAILABLE, resolve_memory_kind
+from spikeforge.hw.synapse import spram_count
 from spikeforge.spec import ChipConfig
 
 from . import icebreaker, ulx3s
@@ -142,6 +144,7 @@ def build(board_name: str, chip: ChipConfig | None = None, *, clock_hz: float | 
     chip = chip or board.chip
     top = BoardTop(board, chip, clock_hz=clock_hz or board.target_hz, baud=baud)
     platform = board.make_platform()
+    _check_spram(platform, chip)
     build_dir = Path(build_dir) / board.name
     _tool_environment()
     log(f"building spikeforge for {board.name} ({platform.device}) in {build_dir} "
@@ -166,6 +169,18 @@ def build(board_name: str, chip: ChipConfig | None = None, *, clock_hz: float | 
     if result.problems:
         raise BuildFailed("\n".join([result.summary()] + result.problems))
     return result
+
+
+def _check_spram(platform, chip: ChipConfig):
+    """Refuse, before any tool runs, a chip whose SPRAM memories exceed an iCE40UP's four."""
+    if resolve_memory_kind("auto", platform) != "spram":
+        return
+    banks, lanes = spram_count(chip.core)
+    needed = chip.n_cores * banks * lanes + 2          # + the two frame buffers
+    if needed > SPRAM_AVAILABLE:
+        raise BuildFailed(f"the chip needs {needed} SPRAMs ({chip.n_cores} core(s) x "
+                          f"{banks * lanes} for the synapses, 2 for the frame buffers), the "
+                          f"{platform.device} has {SPRAM_AVAILABLE}")
 
 
 def _children_cpu() -> float:
@@ -293,7 +308,7 @@ def _run(args) -> int:
         print(result.summary())
         if args.program:
             program(result)
-    except BuildFailed as exc:
+    except (BuildFailed, RuntimeError) as exc:
         print(f"spikeforge build: FAILED\n{exc}", file=sys.stderr)
         return 1
     return 0

@@ -8,8 +8,6 @@ and membrane with 8 fraction bits (still wider than ODIN's 8-bit membrane), caps
 input events per core, and shortens the route list and host buffer (docs/boards.md).
 """
 
-from amaranth_boards.icebreaker import ICEBreakerPlatform
-
 from spikeforge.spec import ChipConfig, CoreConfig
 
 from .top import Board
@@ -18,7 +16,7 @@ __all__ = ["BOARD"]
 
 BOARD = Board(
     name="icebreaker",
-    platform=ICEBreakerPlatform,
+    platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
     clock="clk12",
     target_hz=17e6,                  # the PLL makes 16.875 MHz
     # A host that waits for each reply (ChipClient does) never has more than one frame in

@@ -23,7 +23,7 @@ __all__ = ["Board", "BoardTop", "uart_divisor"]
 class Board:
     """What spikeforge needs to know about a board beyond its amaranth-boards platform."""
     name: str
-    platform: type                  #: the amaranth-boards platform class
+    platform: str                   #: "module:Class" of the amaranth-boards platform
     clock: str                      #: the input clock resource that feeds the PLL
     target_hz: float                #: default core clock
     chip: ChipConfig                #: default chip parameters (the largest that fits)
@@ -36,7 +36,14 @@ class Board:
     notes: list = field(default_factory=list)
 
     def make_platform(self):
-        return self.platform()
+        """Instantiate the platform (imported only now: amaranth-boards is the `boards` extra)."""
+        import importlib
+        module, name = self.platform.split(":")
+        try:
+            return getattr(importlib.import_module(module), name)()
+        except ImportError as exc:
+            raise RuntimeError("building for a board needs amaranth-boards and the YoWASP "
+                               "tools: pip install 'spikeforge[boards]'") from exc
 
 
 def uart_divisor(clock_hz: float, baud: int) -> int:

@@ -4,8 +4,6 @@ Block RAM decides how many cores fit: a 256 x 256 core with 8-bit weights needs 
 its synapses alone, so the 208 EBR hold four full cores with the router and host buffers.
 """
 
-from amaranth_boards.ulx3s import ULX3S_85F_Platform
-
 from spikeforge.spec import ChipConfig, CoreConfig
 
 from .top import Board
@@ -14,7 +12,7 @@ __all__ = ["BOARD"]
 
 BOARD = Board(
     name="ulx3s",
-    platform=ULX3S_85F_Platform,
+    platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
     clock="clk25",
     target_hz=30e6,
     chip=ChipConfig(core=CoreConfig(), n_cores=4),

@@ -102,8 +102,10 @@ def test_program_says_what_to_install_without_a_programmer(monkeypatch, tmp_path
 
 
 def test_build_refuses_a_synapse_memory_larger_than_the_sprams(capsys):
-    assert main(["build", "--board", "icebreaker", "--axons", "1024"]) != 0
-    assert "needs 8 SPRAMs" in capsys.readouterr().err
+    assert main(["build", "--board", "icebreaker", "--axons", "1024"]) == 1
+    assert "needs 10 SPRAMs (1 core(s) x 8 for the synapses" in capsys.readouterr().err
+    assert main(["build", "--board", "icebreaker", "--cores", "2"]) == 1
+    assert "needs 6 SPRAMs" in capsys.readouterr().err
 
 
 def test_build_refuses_an_unknown_board():

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The iCE40 synapse memory (SB_SPRAM256KA primitives, simulated with Yosys's own model) behind
 the core, checked cycle by cycle against the golden model like the behavioural memory."""
 
