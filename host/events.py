@@ -7,9 +7,10 @@
 
 Formats (chosen by extension): AEDAT4 `.aedat4`, Prophesee EVT2/EVT3 `.raw`, DAT `.dat`,
 Event Stream `.es`, CSV `.csv` (header `t,x,y,on`) — all read by faery (its Rust decoders stream
-a file packet by packet) — and NumPy `.npy` (a structured array with fields t, x, y and on or p,
-memory-mapped and read in slices). Times are microseconds; for EVT/DAT files they count from the
-header's `% t0` (faery's convention).
+a file packet by packet) — NumPy `.npy` (a structured array with fields t, x, y and on or p,
+memory-mapped and read in slices) and the N-MNIST / N-Caltech101 `.bin` format (read here:
+tonic's reader drags in librosa, numba and scikit-learn). Times are microseconds; for EVT/DAT
+files they count from the header's `% t0` (faery's convention).
 
 Every problem with a file raises `EventFileError`, a one-line message that names the file: it
 does not exist, the extension is unknown, the header is missing or bad, the file is truncated or
@@ -30,7 +31,12 @@ __all__ = ["EVENTS_DTYPE", "EventFileError", "Recording", "open_recording", "FOR
 EVENTS_DTYPE = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("on", "?")])
 #: Extension -> format name.
 FORMATS = {".aedat4": "AEDAT4", ".raw": "EVT", ".dat": "DAT", ".es": "ES", ".csv": "CSV",
-           ".npy": "NPY"}
+           ".npy": "NPY", ".bin": "N-MNIST"}
+#: N-MNIST `.bin`: 5 bytes per record, x (8 bits), y (8), polarity (1, ON = 1), time (23 bits,
+#: µs); a record with y = 240 is not an event but adds 2**13 µs to every later time.
+NMNIST_RECORD = 5
+NMNIST_OVERFLOW_Y = 240
+NMNIST_OVERFLOW_US = 1 << 13
 NPY_CHUNK = 1 << 18
 
 
@@ -109,6 +115,8 @@ def open_recording(path, *, dimensions: tuple[int, int] | None = None) -> Record
         raise EventFileError(path, "empty file")
     if fmt == "NPY":
         rec = _open_npy(path)
+    elif fmt == "N-MNIST":
+        rec = _open_nmnist(path)
     else:
         rec = _open_faery(path, fmt)
     if dimensions is not None:
@@ -219,6 +227,31 @@ def _open_npy(path: Path) -> Recording:
             yield np.asarray(array[i:i + NPY_CHUNK])
 
     return Recording(path, "NPY", 0, 0, reader)
+
+
+def _open_nmnist(path: Path) -> Recording:
+    size = path.stat().st_size
+    if size % NMNIST_RECORD:
+        raise EventFileError(path, f"truncated N-MNIST file: {size} bytes is not a whole number "
+                             f"of {NMNIST_RECORD}-byte records")
+    raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, NMNIST_RECORD)
+
+    def reader():
+        offset = 0                     # µs added by the overflow records seen so far
+        for i in range(0, len(raw), NPY_CHUNK):
+            chunk = np.asarray(raw[i:i + NPY_CHUNK]).astype(np.uint64)
+            overflow = chunk[:, 1] == NMNIST_OVERFLOW_Y
+            time = ((chunk[:, 2] & 0x7F) << 16) | (chunk[:, 3] << 8) | chunk[:, 4]
+            # Each overflow record shifts itself and everything after it.
+            time += offset + NMNIST_OVERFLOW_US * np.cumsum(overflow, dtype=np.uint64)
+            offset += NMNIST_OVERFLOW_US * int(overflow.sum())
+            keep = ~overflow
+            events = np.empty(int(keep.sum()), EVENTS_DTYPE)
+            events["t"], events["x"], events["y"] = time[keep], chunk[keep, 0], chunk[keep, 1]
+            events["on"] = (chunk[keep, 2] & 0x80) != 0
+            yield events
+
+    return Recording(path, "N-MNIST", 0, 0, reader)
 
 
 def _extent(rec: Recording) -> tuple[int, int]:

@@ -15,7 +15,6 @@ address and both values.
 
 from __future__ import annotations
 
-import json
 import os
 
 import cocotb
@@ -23,7 +22,7 @@ import numpy as np
 
 from spikeforge.learning import REGION_SHIFT, Reg, Region, check_register
 from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig, NeuronParams, param_fields, unpack_weight_word
+from spikeforge.spec import CoreConfig, unpack_weight_word
 
 from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
 from .plasticity import learning_step_cycles
@@ -35,6 +34,7 @@ from .testbench import (
     compare_state,
     compare_status,
     configure,
+    load_scenario,
 )
 
 
@@ -123,19 +123,9 @@ async def compare_learning(bench: StreamBench, model: PlasticCoreModel, step: in
               f"{model.lfsr.state:#010x} epoch {model.epoch}")
 
 
-def _load():
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"], allow_pickle=False) as f:
-        sc = {k: f[k] for k in f.files}
-    cfg = CoreConfig(**json.loads(str(sc["config_json"])))
-    options = json.loads(str(sc["options_json"]))
-    params = NeuronParams(**{fl.name: sc[f"param_{fl.name}"].astype(np.int64)
-                             for fl in param_fields(cfg)})
-    return cfg, options, params, sc
-
-
 @cocotb.test()
 async def run_plastic_scenario(dut):
-    cfg, options, params, sc = _load()
+    cfg, options, params, sc = load_scenario()
     seed = int(options.get("seed", 0))
     dut._log.info("plastic scenario seed %d, config %s, options %s", seed, cfg, options)
     model = PlasticCoreModel(cfg, params, sc["weights"])

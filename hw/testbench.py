@@ -218,7 +218,8 @@ def compare_status(dut, model: CoreModel, step: int):
         _fail(f"step {step}: status step expected {model.step}, got {actual_step}")
 
 
-def _load_scenario():
+def load_scenario():
+    """The scenario run_scenario was given: (CoreConfig, options, NeuronParams, arrays)."""
     with np.load(os.environ["SPIKEFORGE_SCENARIO"], allow_pickle=False) as f:
         sc = {k: f[k] for k in f.files}
     cfg = CoreConfig(**json.loads(str(sc["config_json"])))
@@ -231,7 +232,7 @@ def _load_scenario():
 @cocotb.test()
 async def run_scenario(dut):
     """Run a scenario step by step, checking everything against the golden model."""
-    cfg, options, params, sc = _load_scenario()
+    cfg, options, params, sc = load_scenario()
     seed = int(options.get("seed", 0))
     dut._log.info("scenario seed %d, config %s, options %s", seed, cfg, options)
     model = CoreModel(cfg, params, sc["weights"])

@@ -154,3 +154,32 @@ def test_synthetic_camera_is_deterministic_and_plausible(tmp_path):
     assert set(np.unique(segment)) == set(range(len(SCENES)))
     path = write_recording(tmp_path / "s.aedat4", a, (48, 32))
     np.testing.assert_array_equal(open_recording(path).read(), a)
+
+
+def nmnist_record(x, y, on, t):
+    return bytes([x, y, (on << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
+
+
+def test_nmnist_bin_records_and_time_overflow(tmp_path):
+    """The N-MNIST layout by hand: x, y, polarity bit, 23-bit time; y = 240 adds 2**13 µs.
+
+    (The same reader agreed with `tonic.io.read_mnist_file` on a random 3000-record file with
+    overflow records; tonic is not a test dependency, see docs/host.md.)"""
+    path = tmp_path / "digit.bin"
+    path.write_bytes(nmnist_record(3, 33, 1, 0x7FFFF0) + nmnist_record(0, 0, 0, 0x12345)
+                     + nmnist_record(0, 240, 0, 0) + nmnist_record(33, 1, 0, 0x12346))
+    rec = open_recording(path, dimensions=(34, 34))
+    assert rec.format == "N-MNIST"
+    with pytest.raises(EventFileError, match="time runs backwards at event 1"):
+        rec.read()
+    path.write_bytes(nmnist_record(3, 33, 1, 0x12344) + nmnist_record(0, 0, 0, 0x12345)
+                     + nmnist_record(0, 240, 0, 0) + nmnist_record(33, 1, 0, 0x12346))
+    events = open_recording(path, dimensions=(34, 34)).read()
+    assert events.tolist() == [(0x12344, 3, 33, True), (0x12345, 0, 0, False),
+                               (0x12346 + (1 << 13), 33, 1, False)]
+
+
+def test_truncated_nmnist_bin(tmp_path):
+    path = tmp_path / "digit.bin"
+    path.write_bytes(nmnist_record(1, 2, 1, 100) + b"\x01\x02")
+    bad(path, "truncated N-MNIST file: 7 bytes")
