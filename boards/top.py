@@ -32,6 +32,7 @@ class Board:
     led_heartbeat: tuple = ()       #: ... blinking at ~1 Hz while the PLL clock runs
     synth_opts: str = ""            #: extra `synth_<family>` options
     rx_fifo_depth: int | None = None  #: UART receive FIFO bytes (None: one maximal frame)
+    cmd_fifo_depth: int = 16        #: entries of each core's command FIFO (events, ticks)
     programmers: tuple = ()         #: (tool, arguments before the bitstream) tried in order
     notes: list = field(default_factory=list)
 
@@ -76,7 +77,8 @@ class BoardTop(Elaboratable):
         fifo = {} if self.board.rx_fifo_depth is None else \
             {"rx_fifo_depth": self.board.rx_fifo_depth}
         m.submodules.chip = chip = ChipOverUART(self.chip_cfg, divisor=self.divisor,
-                                                memory_kind=self.memory_kind, **fifo)
+                                                memory_kind=self.memory_kind,
+                                                cmd_fifo_depth=self.board.cmd_fifo_depth, **fifo)
         uart = platform.request("uart", 0)
         m.d.comb += [chip.rx.eq(uart.rx.i), uart.tx.o.eq(chip.tx)]
         self._leds(m, platform, chip, uart)

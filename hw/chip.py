@@ -678,9 +678,10 @@ class ChipOverUART(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = P.MAX_ENCODED + 1, memory_kind: str = "auto"):
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1, memory_kind: str = "auto",
+                 cmd_fifo_depth: int = 16):
         from .uart import UARTReceiver, UARTTransmitter
-        self.chip = Chip(cfg, memory_kind=memory_kind)
+        self.chip = Chip(cfg, memory_kind=memory_kind, cmd_fifo_depth=cmd_fifo_depth)
         self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
         self.rx_fifo_depth = rx_fifo_depth
         super().__init__({
