@@ -18,7 +18,7 @@ __all__ = [
     "NEURON_FACTOR_WIDTH", "Q_WIDTH", "MAX_SHIFT", "LFSR_WIDTH", "LFSR_TOGGLE", "LFSR_JUMP",
     "REGION_SHIFT", "Region", "Reg", "PreMode", "PostMode", "FactorMode", "LearnRegisters",
     "lfsr_step", "lfsr_jump", "LfsrStream", "split_bounds", "bounds_word", "READ_ONLY",
-    "register_width", "check_register", "plastic_config_error",
+    "register_width", "check_register", "plastic_config_error", "region_width",
 ]
 
 TRACE_WIDTH = 8                  #: unsigned pre and post traces
@@ -100,6 +100,14 @@ def register_width(cfg: CoreConfig, reg: Reg) -> int:
         Reg.WINDOW: cfg.voltage_width - 1, Reg.THRESHOLD: ERROR_ACC_WIDTH - 1, Reg.PERIOD: 8,
         Reg.SEED_LO: 16, Reg.SEED_HI: 16, Reg.LFSR_LO: 16, Reg.LFSR_HI: 16, Reg.EPOCH: 8,
     }[Reg(reg)]
+
+
+def region_width(cfg: CoreConfig, region: int) -> int:
+    """Width in bits of a data word of LEARN region `region` other than REGISTERS (whose
+    widths are per register, `register_width`); a wider word is refused."""
+    return {Region.MASK: cfg.weights_per_word, Region.FACTOR: FACTOR_WIDTH, Region.TARGET: 1,
+            Region.PRE_TRACE: TRACE_WIDTH + 1, Region.POST_TRACE: TRACE_WIDTH,
+            Region.ERROR_ACC: ERROR_ACC_WIDTH}[Region(region)]
 
 
 def _signed(value: int, width: int) -> int:
