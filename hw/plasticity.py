@@ -88,7 +88,7 @@ def register_ok(cfg: CoreConfig, index, wdata, seed_lo):
         Reg.X_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
         Reg.Y_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
         Reg.PERIOD: wdata != 0,
-        Reg.SEED_HI: Cat(seed_lo, wdata[:16]) != 0,
+        Reg.SEED_HI: Cat(seed_lo, wdata) != 0,
     }
     ok = Const(0)
     for reg in Reg:

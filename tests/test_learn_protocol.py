@@ -242,3 +242,27 @@ def test_protocol_learning_run_equals_plasticity_model(seed):
     assert (regs[Reg.LFSR_HI] << 16 | regs[Reg.LFSR_LO]) == direct.lfsr.state
     assert updates > 200, f"only {updates} synapse updates: the run does not exercise learning"
     assert (got_weights != weights).sum() > 10
+
+
+def test_device_learning_methods_and_plastic_config_string():
+    from spikeforge.host.device import _config_arg, open_device, parse_config
+    assert parse_config(_config_arg(MIXED)).plastic == (1,)
+    assert "plastic" not in _config_arg(ChipConfig())
+    seed = 24
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    with open_device("model", config=MIXED) as dev:
+        assert dev.plastic_cores() == (1,)
+        _, weights, _ = setup_chip(dev.client, rng, 1, [(i, i) for i in range(16)])
+        dev.set_plastic_mask(1, np.ones((16, 8), dtype=bool))
+        dev.configure_learning(1, "delta", m_unit=5, shift=0, seed=3)
+        assert dev.learning_rule(1)["factor_mode"] == 2
+        for _ in range(20):
+            dev.client.input(step_inputs(rng, 16, 0.5))
+            dev.send_targets(1, [0, 3, 5])
+            dev.client.tick()
+        learned = dev.read_weights(1)
+        assert (learned != weights).sum() > 10 and dev.read_traces(1)["x"].shape == (16,)
+        with pytest.raises(ChipError, match="NOT_PLASTIC"):
+            dev.send_factors(0, [1] * 8)
+        assert (dev.read_weights(1) == learned).all()
