@@ -266,3 +266,51 @@ def test_device_learning_methods_and_plastic_config_string():
         with pytest.raises(ChipError, match="NOT_PLASTIC"):
             dev.send_factors(0, [1] * 8)
         assert (dev.read_weights(1) == learned).all()
+
+
+def test_network_with_a_plastic_readout_learns_through_run():
+    """Network level: a plastic connection (from zero weights) into a population on the plastic
+    core learns from per-step targets sent by `run`; a fixed connection into the same neurons
+    keeps its weights (the mask); the learned weights read back equal the chip model's."""
+    from spikeforge.host.network import (
+        Network,
+        NetworkDoesNotFit,
+        configure_learning,
+        load,
+        read_connection,
+        run,
+    )
+    seed = 25
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    net = Network()
+    inp = net.add_input("in", 8)
+    relay = net.add_population("relay", 8, threshold=20)           # core 0 (not plastic)
+    out = net.add_population("out", 4, threshold=150, beta=3500, record=True)   # core 1
+    net.connect(inp, relay, (rng.random((8, 8)) < 0.3) * 60)
+    fixed = rng.integers(-20, 20, (8, 4)) * (rng.random((8, 4)) < 0.5)
+    net.connect(inp, out, fixed)
+    net.connect(relay, out, np.zeros((8, 4), dtype=int), plastic=True)
+    image = net.compile(MIXED)
+    model = ChipModel(MIXED)
+    client = ChipClient(ModelTransport(model))
+    load(client, image)
+    configure_learning(client, image, "out", "decolle", m_unit=6, shift=4, x_decay=200,
+                       x_inc=100, window=5000, w_min=-60, w_max=60, seed=5)
+    steps = 120
+    raster = (rng.random((steps, 8)) < 0.3).astype(int)
+    targets = np.zeros((steps, 4), dtype=bool)
+    targets[::3, 1] = targets[1::3, 2] = True
+    run(client, image, {"in": raster}, targets={"out": targets})
+    learned = read_connection(client, image, "relay", "out")
+    assert (learned != 0).sum() > 8 and learned.min() >= -60 and learned.max() <= 60
+    assert (read_connection(client, image, "in", "out") == fixed).all()
+    core = model.cores[1]
+    for j, (c, n) in enumerate(image.placement["out"]):
+        for i, source in enumerate(image.sources["relay"]):
+            assert learned[i, j] == core.weights[image.axons[c][source], n]
+    bad = Network()
+    a, b = bad.add_input("a", 2), bad.add_population("b", 2)
+    bad.connect(a, b, np.zeros((2, 2), dtype=int), plastic=True)
+    with pytest.raises(NetworkDoesNotFit, match="not plastic"):
+        bad.compile(MIXED)
