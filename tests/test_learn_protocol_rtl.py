@@ -55,6 +55,8 @@ def test_learning_session_and_refusals_match_model_byte_for_byte():
             L.configure_rule(client, 1, rule, seed=int(rng.integers(1, 1 << 32)), **values)
         if step == 150:
             L.write_mask(client, 1, rng.random((16, 8)) < 0.7)
+        if step == 220:             # clears traces, u, factors, targets, epoch; keeps the rest
+            client.reset()
         client.input(step_inputs(rng, 16))
         send_teaching(client, 1, *step_teaching(rng, 8))
         client.tick()
