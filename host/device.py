@@ -188,7 +188,8 @@ class Device:
                 "route_entries": cfg.route_entries, "max_host_events": cfg.max_host_events,
                 "host_buffer": cfg.host_buffer, "max_payload": self.client.identity.max_payload,
                 "window_bytes": self.client.window,
-                "link_bytes_per_s": self.capacity, "status": self.client.status()}
+                "link_bytes_per_s": self.capacity, "plastic_cores": list(self.plastic_cores()),
+                "status": self.client.status()}
 
     def load(self, image: ChipImage):
         # IDENTIFY does not report plastic cores: compare everything else.

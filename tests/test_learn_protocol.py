@@ -252,7 +252,7 @@ def test_device_learning_methods_and_plastic_config_string():
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     with open_device("model", config=MIXED) as dev:
-        assert dev.plastic_cores() == (1,)
+        assert dev.plastic_cores() == (1,) and dev.info()["plastic_cores"] == [1]
         _, weights, _ = setup_chip(dev.client, rng, 1, [(i, i) for i in range(16)])
         dev.set_plastic_mask(1, np.ones((16, 8), dtype=bool))
         dev.configure_learning(1, "delta", m_unit=5, shift=0, seed=3)
