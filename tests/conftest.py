@@ -3,7 +3,7 @@
 The two real board builds take minutes of single-threaded Yosys and nextpnr. As soon as the
 session has collected a test that needs one, they start, one after the other, in a background
 process, so they run on the machine's second core while the simulations run on the first; the
-`icebreaker_build` / `ulx3s_build` fixtures wait for their result.
+tests that need them run last and wait for the result (the `board_build` fixture).
 """
 
 import concurrent.futures
@@ -51,6 +51,11 @@ def _boards_needed(item) -> list[str]:
     if "board_build" in names and callspec is not None and "board" in callspec.params:
         needed.append(callspec.params["board"])
     return needed
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that wait for a board build run last, so the build overlaps everything else."""
+    items.sort(key=lambda item: bool(_boards_needed(item)))    # stable: order otherwise kept
 
 
 def pytest_collection_finish(session):
