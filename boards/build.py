@@ -76,7 +76,8 @@ class BuildResult:
         c = self.chip
         lines = [f"spikeforge on {self.board} ({self.device}): {c.n_cores} core(s) of "
                  f"{c.core.n_neurons} neurons x {c.core.n_axons} axons, "
-                 f"K={c.core.weights_per_word}, {c.core.weight_width}-bit weights; "
+                 f"K={c.core.weights_per_word}, {c.core.weight_width}-bit weights"
+                 f"{', plastic cores ' + str(list(c.plastic)) if c.plastic else ''}; "
                  f"UART {self.baud} baud (divisor {self.divisor})"]
         lines.append(f"  {'resource':<24}{'used':>8}{'available':>11}{'%':>7}")
         for label, (used, available) in self.resources.items():
@@ -95,7 +96,7 @@ class BuildResult:
         return {"board": self.board, "device": self.device, "n_cores": self.chip.n_cores,
                 "n_neurons": self.chip.core.n_neurons, "n_axons": self.chip.core.n_axons,
                 "weights_per_word": self.chip.core.weights_per_word,
-                "weight_width": self.chip.core.weight_width,
+                "weight_width": self.chip.core.weight_width, "plastic": list(self.chip.plastic),
                 "target_mhz": self.target_hz / 1e6, "fmax_mhz": self.fmax_hz / 1e6,
                 "timing_met": self.timing_met, "flip_flops": self.flip_flops,
                 "resources": {k: list(v) for k, v in self.resources.items()},
@@ -104,7 +105,7 @@ class BuildResult:
 
 def chip_config(board: Board, *, cores=None, neurons=None, axons=None, k=None,
                 weight_width=None, inputs=None, route_entries=None,
-                host_buffer=None) -> ChipConfig:
+                host_buffer=None, plastic=None) -> ChipConfig:
     """The board's default chip with the given parameters changed (validated by the spec)."""
     chip = board.chip
     core_changes = {name: value for name, value in (
@@ -113,7 +114,7 @@ def chip_config(board: Board, *, cores=None, neurons=None, axons=None, k=None,
     core = chip.core.replace(**core_changes) if core_changes else chip.core
     changes = {name: value for name, value in (
         ("n_cores", cores), ("n_inputs", inputs), ("route_entries", route_entries),
-        ("host_buffer", host_buffer)) if value is not None}
+        ("host_buffer", host_buffer), ("plastic", plastic)) if value is not None}
     if "route_entries" in changes:
         changes.setdefault("max_host_events", min(chip.max_host_events,
                                                   core.max_events_per_step - route_entries))
@@ -285,8 +286,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--inputs", type=int, help="host input sources")
     p.add_argument("--route-entries", type=int, help="entries of the route list")
     p.add_argument("--host-buffer", type=int, help="output spikes held for the host")
+    p.add_argument("--plastic", action="store_true", default=None,
+                   help="build every core with the plasticity unit (docs/plasticity.md)")
     p.add_argument("--clock-mhz", type=float,
-                   help="core clock (default: 24 on iCEBreaker, 100 on ULX3S)")
+                   help="core clock (default: the board's, 16.875 MHz on iCEBreaker, 30 on "
+                        "ULX3S)")
     p.add_argument("--baud", type=int, default=1_000_000, help="UART rate (default 1000000)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--build-dir", type=Path, default=Path("build"),
@@ -300,7 +304,8 @@ def _run(args) -> int:
     board = BOARDS[args.board]
     chip = chip_config(board, cores=args.cores, neurons=args.neurons, axons=args.axons,
                        k=args.k, weight_width=args.weight_width, inputs=args.inputs,
-                       route_entries=args.route_entries, host_buffer=args.host_buffer)
+                       route_entries=args.route_entries, host_buffer=args.host_buffer,
+                       plastic=args.plastic)
     try:
         result = build(args.board, chip,
                        clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
