@@ -99,6 +99,43 @@ def overhead_table(steps: int) -> list[dict]:
     return out
 
 
+def protocol_costs() -> list[dict]:
+    """Cycles of learning requests on the Verilator-simulated chip (first request byte to last
+    reply byte, no idle gaps), on a 2-core chip with one plastic 8 x 16 core (K = 2)."""
+    from spikeforge.host import learning as L
+    from spikeforge.host.link import ChipClient, RecordingTransport
+    from spikeforge.hw.rtlsim import run_chip_exchange
+    from spikeforge.learning import Region
+    from spikeforge.sim import ChipModel
+    from spikeforge.spec import ChipConfig
+    cfg = ChipConfig(core=CoreConfig(n_neurons=8, n_axons=16, weights_per_word=2), n_cores=2,
+                     n_inputs=16, route_entries=64, max_host_events=32, host_buffer=32,
+                     plastic=(1,))
+    transport = RecordingTransport(ChipModel(cfg))
+    client = ChipClient(transport)
+    cases = [
+        ("WRITE_LEARN 1 factor", lambda: client.write_learn(1, Region.FACTOR, 0, [5])),
+        ("WRITE_LEARN 8 factors", lambda: L.send_factors(client, 1, [5] * 8)),
+        ("WRITE_LEARN 8 targets", lambda: L.send_targets(client, 1, range(8))),
+        ("WRITE_LEARN 15 registers (a rule)",
+         lambda: L.configure_rule(client, 1, "stdp", m_unit=3, x_inc=50)),
+        ("WRITE_LEARN 17 registers (rule + seed)",
+         lambda: L.configure_rule(client, 1, "stdp", m_unit=3, x_inc=50, seed=5)),
+        ("WRITE_LEARN 64 mask words", lambda: client.write_learn(1, Region.MASK, 0, [3] * 64)),
+        ("READ_LEARN 20 registers", lambda: client.read_learn(1, Region.REGISTERS, 0, 20)),
+        ("READ_LEARN 64 mask words", lambda: client.read_learn(1, Region.MASK, 0, 64)),
+        ("READ_LEARN 16 pre traces", lambda: client.read_learn(1, Region.PRE_TRACE, 0, 16)),
+        ("READ_WEIGHTS 64 words", lambda: client.read_weights(1, 0, 64)),
+    ]
+    first = len(transport.requests)
+    for _, request in cases:
+        request()
+    result = run_chip_exchange(cfg, transport.requests, transport.replies)
+    cycles = result["request_cycles"][first:]
+    return [{"request": name, "bytes": len(req), "cycles": int(c)}
+            for (name, _), req, c in zip(cases, transport.requests[first:], cycles)]
+
+
 def table(rows: list[dict]) -> str:
     head = list(rows[0])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -117,6 +154,8 @@ def main(argv=None):
     print(table(measure_gateware(steps)))
     print("\n## 256 x 256 core (K = 2): learning overhead per step, golden-model activity\n")
     print(table(overhead_table(100 if args.quick else 300)))
+    print("\n## Learning requests over the host protocol (Verilator chip)\n")
+    print(table(protocol_costs()))
 
 
 if __name__ == "__main__":

@@ -1,1 +1,5 @@
-"""FPGA board support (iCEBreaker, ULX3S) built with Yosys and nextpnr; see the boards issue."""
+"""FPGA boards (iCEBreaker, ULX3S) built with Yosys and nextpnr from PyPI (YoWASP).
+
+`spikeforge.boards.build` is the `spikeforge build` command; `top` the board-level design
+(PLL, chip over UART, LEDs); `icebreaker` and `ulx3s` what each board adds to amaranth-boards.
+"""

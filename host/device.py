@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from spikeforge import protocol as P
 from spikeforge.spec import ChipConfig
 
+from . import learning
 from .link import ChipClient, LinkError, ModelTransport, SerialTransport
 from .network import ChipImage, counters_grown, load
 
@@ -87,11 +88,13 @@ def _config_arg(cfg: ChipConfig) -> str:
     c = cfg.core
     return (f"cores={cfg.n_cores},neurons={c.n_neurons},axons={c.n_axons},k={c.weights_per_word},"
             f"inputs={cfg.n_inputs},route_entries={cfg.route_entries},"
-            f"max_host_events={cfg.max_host_events},host_buffer={cfg.host_buffer}")
+            f"max_host_events={cfg.max_host_events},host_buffer={cfg.host_buffer}" +
+            (f",plastic={sum(1 << c for c in cfg.plastic)}" if cfg.plastic else ""))
 
 
 def parse_config(text: str) -> ChipConfig:
-    """Parse `cores=4,neurons=256,...` (the keys of `_config_arg`) into a ChipConfig."""
+    """Parse `cores=4,neurons=256,...` (the keys of `_config_arg`) into a ChipConfig
+    (`plastic`: a bit mask of the plastic cores)."""
     from spikeforge.spec import CoreConfig
     values = {}
     for item in filter(None, text.split(",")):
@@ -102,12 +105,16 @@ def parse_config(text: str) -> ChipConfig:
             raise ValueError(f"chip configuration item {item!r} must be key=integer") from None
     core_keys = {"neurons": "n_neurons", "axons": "n_axons", "k": "weights_per_word"}
     chip_keys = {"cores": "n_cores", "inputs": "n_inputs", "route_entries": "route_entries",
-                 "max_host_events": "max_host_events", "host_buffer": "host_buffer"}
+                 "max_host_events": "max_host_events", "host_buffer": "host_buffer",
+                 "plastic": "plastic"}
     unknown = set(values) - set(core_keys) - set(chip_keys)
     if unknown:
         raise ValueError(f"unknown chip configuration keys: {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(list(core_keys) + list(chip_keys))}")
     core = CoreConfig(**{core_keys[k]: v for k, v in values.items() if k in core_keys})
+    if "plastic" in values:
+        mask = values["plastic"]
+        values["plastic"] = tuple(c for c in range(max(mask.bit_length(), 1)) if mask >> c & 1)
     return ChipConfig(core=core, **{chip_keys[k]: v for k, v in values.items()
                                     if k in chip_keys})
 
@@ -156,6 +163,7 @@ class Device:
         self.capacity = getattr(transport, "capacity", None)    # link bytes/s, if known
         self.client = ChipClient(self.transport, timeout=timeout, resync=resync)
         self.config = self.client.config
+        self._plastic = None
 
     def __enter__(self):
         return self
@@ -180,13 +188,52 @@ class Device:
                 "route_entries": cfg.route_entries, "max_host_events": cfg.max_host_events,
                 "host_buffer": cfg.host_buffer, "max_payload": self.client.identity.max_payload,
                 "window_bytes": self.client.window,
-                "link_bytes_per_s": self.capacity, "status": self.client.status()}
+                "link_bytes_per_s": self.capacity, "plastic_cores": list(self.plastic_cores()),
+                "status": self.client.status()}
 
     def load(self, image: ChipImage):
-        if image.config != self.config:
+        # IDENTIFY does not report plastic cores: compare everything else.
+        if replace(image.config, plastic=()) != self.config:
             raise ValueError(f"the network was compiled for {image.config}, the device is "
                              f"{self.config}")
         load(self.client, image)
+
+    # Learning (plastic cores; spikeforge.host.learning, docs/protocol.md WRITE_LEARN) ------------
+
+    def plastic_cores(self) -> tuple[int, ...]:
+        """The plastic cores (probed once: one READ_LEARN per core)."""
+        if self._plastic is None:
+            self._plastic = learning.plastic_cores(self.client)
+        return self._plastic
+
+    def configure_learning(self, core: int, rule: str | None = None, *,
+                           seed: int | None = None, **values):
+        """Set the learning rule of `core` in one request: a preset of
+        `spikeforge.learning.RULES` (stdp, reward_stdp, superspike, decolle, delta) and register
+        values by name (m_unit, shift, w_min, w_max, x_decay, ..., enable=0 to pause)."""
+        learning.configure_rule(self.client, core, rule, seed=seed, **values)
+
+    def learning_rule(self, core: int) -> dict[str, int]:
+        return learning.read_rule(self.client, core)
+
+    def set_plastic_mask(self, core: int, mask):
+        """(A, N) bools: which synapses of `core` learn."""
+        learning.write_mask(self.client, core, mask)
+
+    def send_factors(self, core: int, factors, first: int = 0):
+        """Third factors (int8 per neuron) for the coming step (FACTOR_MODE HOST)."""
+        learning.send_factors(self.client, core, factors, first)
+
+    def send_targets(self, core: int, neurons):
+        """Target spikes of the coming step (FACTOR_MODE ERROR: error = target - output)."""
+        learning.send_targets(self.client, core, neurons)
+
+    def read_weights(self, core: int) -> np.ndarray:
+        """The (A, N) weight matrix of `core`, as learned so far."""
+        return learning.read_weight_matrix(self.client, core)
+
+    def read_traces(self, core: int) -> dict[str, np.ndarray]:
+        return learning.read_traces(self.client, core)
 
     def stream(self, image: ChipImage, group: str, steps, *, progress=None) -> StreamResult:
         """Run `steps` ((step, input indices of `group`) pairs, steps ascending, from 0) from

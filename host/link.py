@@ -333,6 +333,18 @@ class ChipClient:
         words = self._read_words(P.Op.READ_ROUTE_DEST, b"", first, count, 3, "<H")
         return [(w & 0xFF, w >> 8) for w in words]
 
+    # Learning (plastic cores) ----------------------------------------------------------------
+
+    def write_learn(self, core: int, region: int, first: int, words):
+        """Write words of LEARN region `region` (`spikeforge.learning.Region`) of a plastic
+        core from address `first` on (WRITE_LEARN, split into frames)."""
+        self._write_words(P.Op.WRITE_LEARN, bytes([core, int(region)]), first, list(words),
+                          P.learn_item_bytes(self.config.core, region), "<I")
+
+    def read_learn(self, core: int, region: int, first: int, count: int) -> list[int]:
+        return self._read_words(P.Op.READ_LEARN, bytes([core, int(region)]), first, count,
+                                P.learn_item_bytes(self.config.core, region), "<I")
+
     # Running ---------------------------------------------------------------------------------
 
     def input(self, inputs):

@@ -9,6 +9,12 @@
     image = net.compile(ChipConfig())        # placement, axons, route tables, memory images
     spikes = run(client, image, {"pixels": raster})   # {"out": steps x 10 bool}
 
+Learning (a chip with plastic cores, `ChipConfig(plastic=...)`): `connect(..., plastic=True)`
+makes every pre -> post pair of the connection a plastic synapse (weight 0 allowed), `load`
+writes the plastic masks, `configure_learning` sets the rule of the cores a population sits on,
+`run(..., targets=..., factors=...)` sends the teaching signal of every step, and
+`read_connection` reads the learned weights back.
+
 Timing (docs/architecture.md): host inputs sent for step t act in step t; a spike of step t
 reaches its targets as input of step t + 1. `Network.reference` simulates the description directly
 with those semantics (no placement, no routing), which is how tests check the compiler and the chip.
@@ -24,8 +30,16 @@ from spikeforge import protocol as P
 from spikeforge.sim.lif import lif_update
 from spikeforge.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
 
+from .learning import (
+    configure_rule,
+    read_weight_matrix,
+    send_factors,
+    send_targets,
+    write_mask,
+)
+
 __all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "SpikesLost",
-           "load", "run", "run_on_rtl"]
+           "load", "run", "run_on_rtl", "configure_learning", "read_connection"]
 
 
 class NetworkDoesNotFit(ValueError):
@@ -62,6 +76,7 @@ class Connection:
     pre: InputGroup | Population
     post: Population
     weights: np.ndarray   # pre.size x post.size, integers; 0 means no synapse
+    plastic: bool = False  # every pre -> post pair is a plastic synapse (weight 0 included)
 
 
 @dataclass
@@ -76,6 +91,9 @@ class ChipImage:
     input_ids: dict[str, np.ndarray]    # input group -> chip input id per index
     source_owner: dict[int, tuple[str, int]] = field(default_factory=dict)
     recorded: list[str] = field(default_factory=list)  # populations sent to the host
+    masks: list[np.ndarray] = field(default_factory=list)   # per core A x N plastic (if any)
+    sources: dict[str, list[int]] = field(default_factory=dict)   # group -> source ids
+    axons: list[dict[int, int]] = field(default_factory=list)     # per core: source -> axon
 
 
 class Network:
@@ -100,7 +118,9 @@ class Network:
         self.populations[name] = pop = Population(name, size, params, record)
         return pop
 
-    def connect(self, pre, post, weights):
+    def connect(self, pre, post, weights, *, plastic: bool = False):
+        """Connect `pre` to population `post` with a pre.size x post.size integer matrix; with
+        `plastic`, every pair is a plastic synapse (its weight, 0 or not, is the start)."""
         weights = np.asarray(weights)
         if not np.issubdtype(weights.dtype, np.integer):
             raise ValueError(f"weights {pre.name} -> {post.name} must be integers")
@@ -109,7 +129,7 @@ class Network:
                              f"({pre.size}, {post.size}), not {weights.shape}")
         if not isinstance(post, Population):
             raise ValueError(f"connection target {post.name} must be a population")
-        self.connections.append(Connection(pre, post, weights.astype(np.int64)))
+        self.connections.append(Connection(pre, post, weights.astype(np.int64), bool(plastic)))
 
     def _check_new(self, name: str, size: int):
         if name in self.inputs or name in self.populations:
@@ -137,16 +157,28 @@ class Network:
         weights = [np.zeros((core.n_axons, core.n_neurons), dtype=np.int64)
                    for _ in range(cfg.n_cores)]
         axons: list[dict[int, int]] = [{} for _ in range(cfg.n_cores)]
+        masks = [np.zeros((core.n_axons, core.n_neurons), dtype=bool)
+                 for _ in range(cfg.n_cores)]
         for conn in self.connections:
             pre_sources = sources[conn.pre.name]
             for j, (c, n) in enumerate(placement[conn.post.name]):
+                if conn.plastic and not cfg.is_plastic(c):
+                    raise NetworkDoesNotFit(f"plastic connection {conn.pre.name} -> "
+                                            f"{conn.post.name}: {conn.post.name} is on core "
+                                            f"{c}, which is not plastic")
                 column = conn.weights[:, j]
-                for i in np.flatnonzero(column):
+                pairs = range(len(column)) if conn.plastic else np.flatnonzero(column)
+                for i in pairs:
                     axon = axons[c].setdefault(pre_sources[i], len(axons[c]))
                     if axon >= core.n_axons:
                         raise NetworkDoesNotFit(f"core {c} needs more than {core.n_axons} "
                                                 f"axons")
+                    if masks[c][axon, n] or (conn.plastic and weights[c][axon, n]):
+                        raise ValueError(f"{conn.pre.name}[{i}] -> {conn.post.name}[{j}]: a "
+                                         f"plastic synapse cannot be shared with another "
+                                         f"connection")
                     weights[c][axon, n] += column[i]
+                    masks[c][axon, n] = conn.plastic
         lo, hi = core.weight_range
         for c, w in enumerate(weights):
             if w.size and (w.min() < lo or w.max() > hi):
@@ -155,7 +187,8 @@ class Network:
         owner = {s: (name, i) for name, ss in sources.items() for i, s in enumerate(ss)}
         recorded = [pop.name for pop in self.populations.values() if pop.record]
         return ChipImage(cfg, weights, self._params(cfg, placement), route_index, route_dest,
-                         placement, input_ids, owner, recorded)
+                         placement, input_ids, owner, recorded,
+                         masks if any(m.any() for m in masks) else [], sources, axons)
 
     def _place(self, cfg: ChipConfig) -> dict[str, list[tuple[int, int]]]:
         n, total = cfg.core.n_neurons, sum(p.size for p in self.populations.values())
@@ -264,11 +297,54 @@ def load(client, image: ChipImage):
     client.write_route_index(0, image.route_index)
     if image.route_dest:
         client.write_route_dest(0, image.route_dest)
+    if image.masks:
+        for c in image.config.plastic:
+            write_mask(client, c, image.masks[c])
 
 
-def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None
-        ) -> dict[str, np.ndarray]:
+def configure_learning(client, image: ChipImage, population: str, rule: str | None = None,
+                       **values):
+    """Set the learning rule (`host.learning.configure_rule`) of every core `population` sits
+    on. The rule is per core: it applies to every plastic synapse of those cores."""
+    for c in sorted({c for c, _ in image.placement[population]}):
+        configure_rule(client, c, rule, **values)
+
+
+def read_connection(client, image: ChipImage, pre: str, post: str) -> np.ndarray:
+    """Read the weights pre -> post (pre.size x post.size) back from the chip: learned weights
+    of a plastic connection (0 where no synapse was allocated). Assumes no other connection
+    shares its synapses (always so for plastic ones)."""
+    pre_sources = image.sources[pre]
+    slots = image.placement[post]
+    matrices = {c: read_weight_matrix(client, c) for c in sorted({c for c, _ in slots})}
+    out = np.zeros((len(pre_sources), len(slots)), dtype=np.int64)
+    for j, (c, n) in enumerate(slots):
+        for i, source in enumerate(pre_sources):
+            axon = image.axons[c].get(source)
+            if axon is not None:
+                out[i, j] = matrices[c][axon, n]
+    return out
+
+
+def _teaching(image: ChipImage, signals: dict | None, t: int, kind: str):
+    """(core, neurons or factor array) of step t for every population in `signals`."""
+    per_core: dict[int, np.ndarray] = {}
+    n = image.config.core.n_neurons
+    for name, array in (signals or {}).items():
+        row = np.asarray(array[t])
+        if row.shape != (len(image.placement[name]),):
+            raise ValueError(f"{kind} of {name!r} must be steps x {len(image.placement[name])}")
+        for (c, neuron), value in zip(image.placement[name], row):
+            per_core.setdefault(c, np.zeros(n, dtype=np.int64))[neuron] = int(value)
+    return per_core
+
+
+def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None,
+        *, targets: dict | None = None, factors: dict | None = None) -> dict[str, np.ndarray]:
     """Stream `inputs` (group -> steps x size event counts) and return recorded spikes.
+
+    Learning: `targets` (population -> steps x size bool: the spikes it should make) and
+    `factors` (population -> steps x size int8 third factors) are sent before each step's TICK.
 
     Returns population -> steps x size bool for every recorded population.
     Raises `SpikesLost` (with the spikes that did arrive) if the chip counted any dropped output
@@ -289,6 +365,10 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
             events += list(np.repeat(image.input_ids[group], counts))
         if events:
             client.input(events)
+        for c, bits in _teaching(image, targets, t, "targets").items():
+            send_targets(client, c, np.flatnonzero(bits))
+        for c, values in _teaching(image, factors, t, "factors").items():
+            send_factors(client, c, values)
         client.tick(1)
         for step, source in client.fetch():
             name, index = image.source_owner[source]

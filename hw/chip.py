@@ -24,6 +24,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol as P
+from spikeforge.learning import READ_ONLY, REGION_SHIFT, Region, region_width
+from spikeforge.learning import Reg as LearnReg
 from spikeforge.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_fields, word_width
 
 from .arith import bump
@@ -31,6 +33,7 @@ from .core import LIFCore
 from .delivery import Delivery
 from .framing import FrameReceiver, FrameTransmitter
 from .layouts import ConfigSpace, CoreOp, SpikeKind
+from .plasticity import register_ok
 from .router import Router
 from .synapse import synapse_word_bits
 
@@ -52,7 +55,8 @@ BLOCK_READS = {
     Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
     Op.READ_ROUTE_DEST: (4, "dest"), Op.READ_REGS: (4, "reg"),
 }
-KINDS = ["weights", "params", "state", "index", "dest", "input", "input8", "reg"]
+KINDS = ["weights", "params", "state", "index", "dest", "input", "input8", "reg",
+         "learn"]   # "learn" (WRITE_LEARN / READ_LEARN items) exists only on plastic chips
 SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
           "state": ConfigSpace.STATE}
 
@@ -61,12 +65,16 @@ class Chip(wiring.Component):
     """The whole chip behind the byte stream `i` / `o` (see module docstring).
 
     `uart_framing_errors` and `uart_overflows` are reported in READ_STATUS (tie them to 0
-    without a UART).
+    without a UART). `memory_kind` places the single-port memories (synapses, frame buffers):
+    "memory" (`lib.memory`), "spram" (iCE40UP5K SPRAM) or "auto" (SPRAM when built for an
+    iCE40UP).
     """
 
-    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16):
+    def __init__(self, cfg: ChipConfig | None = None, *, cmd_fifo_depth: int = 16,
+                 memory_kind: str = "auto"):
         self.cfg = cfg or ChipConfig()
         self.cmd_fifo_depth = cmd_fifo_depth
+        self.memory_kind = memory_kind
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
@@ -98,15 +106,16 @@ class _Engine:
 
     def build(self):
         m, cfg, chip = self.m, self.cfg, self.chip
-        m.submodules.rx = self.rx = FrameReceiver()
-        m.submodules.tx = self.tx = FrameTransmitter()
+        m.submodules.rx = self.rx = FrameReceiver(buffer=chip.memory_kind)
+        m.submodules.tx = self.tx = FrameTransmitter(buffer=chip.memory_kind)
         wiring.connect(m, wiring.flipped(chip.i), self.rx.i)
         wiring.connect(m, self.tx.o, wiring.flipped(chip.o))
         m.submodules.router = self.router = Router(cfg)
         m.submodules.delivery = self.delivery = Delivery(cfg, cmd_depth=chip.cmd_fifo_depth)
         self.cores = []
         for c in range(cfg.n_cores):
-            m.submodules[f"core{c}"] = core = LIFCore(cfg.core)
+            core = LIFCore(cfg.core, synapse_memory=chip.memory_kind, plastic=cfg.is_plastic(c))
+            m.submodules[f"core{c}"] = core
             wiring.connect(m, self.delivery.o_cmd[c], core.i_cmd)
             self.cores.append(core)
         self.host = self.delivery.o_host
@@ -124,7 +133,9 @@ class _Engine:
         self.args_len = S(range(P.MAX_PAYLOAD + 1))
         self.ptr = S(range(P.MAX_PAYLOAD + 3))          # frame-buffer address being read
         self.item, self.item_k = S(64), S(range(9))      # little-endian item being loaded
-        self.kind = S(range(len(KINDS)))
+        # Without plastic cores the chip is exactly the one before learning requests existed.
+        self.plastic = bool(cfg.plastic)
+        self.kind = S(range(len(KINDS) if self.plastic else len(KINDS) - 1))
         self.nbytes = S(range(9))                        # bytes per item of this request
         self.head = S(range(8))
         self.rem = S(range(P.MAX_PAYLOAD + 1))
@@ -144,6 +155,9 @@ class _Engine:
         self.head_end = S(range(P.MAX_PAYLOAD + 3))     # frame-buffer address of the first item
         #: Chip registers (protocol.Reg), 0 at power-up, kept by RESET.
         self.regs = {reg: S(32, name=f"reg_{reg.name.lower()}") for reg in P.Reg}
+        if self.plastic:
+            self.region = S(range(len(Region)))          # LEARN region of the request
+            self.seed_lo = S(16)                         # SEED_LO item of the request
 
     def _router_outputs(self):
         m, delivery = self.m, self.delivery
@@ -209,6 +223,8 @@ class _Engine:
             self._bulk_write(state)
             self._block_read(state)
             self._tick_fetch(state)
+            if self.plastic:
+                self._learn_head(state)
             self._subroutines(state)
             with state("SEND"):
                 m.d.comb += [tx.send.eq(1), rx.o_frame.ready.eq(1)]
@@ -279,8 +295,66 @@ class _Engine:
                         self.fail(P.Status.BAD_LENGTH)
                     with m.Else():
                         self.load(expected, "READ_CHECK")
+            if self.plastic:
+                self._dispatch_learn()
             with m.Default():
                 self.fail(P.Status.UNKNOWN_OP)
+
+    def _dispatch_learn(self):
+        """WRITE_LEARN / READ_LEARN: load core and region first; the item size depends on it."""
+        m, length = self.m, self.args_len
+        learn = self.kind.eq(KINDS.index("learn"))
+        with m.Case(P.Op.WRITE_LEARN):
+            m.d.sync += [learn, self.head.eq(P.LEARN_HEAD), self.rem.eq(length - P.LEARN_HEAD),
+                         self.n_items.eq(0)]
+            with m.If(length < P.LEARN_HEAD):
+                self.fail(P.Status.BAD_LENGTH)
+            with m.Else():
+                self.load(2, "LEARN_HEAD")
+        with m.Case(P.Op.READ_LEARN):
+            m.d.sync += learn
+            with m.If(length != P.LEARN_HEAD + 2):
+                self.fail(P.Status.BAD_LENGTH)
+            with m.Else():
+                self.load(2, "LEARN_HEAD")
+
+    def _learn_head(self, state):
+        """Check the core and region of a learning request, then count or read its items."""
+        m, cfg = self.m, self.cfg
+        core, region = self.item[:8], self.item[8:16]
+        plastic = Const(sum(1 << c for c in cfg.plastic), cfg.n_cores)
+        sizes = [P.learn_item_bytes(cfg.core, r) for r in Region]
+        with state("LEARN_HEAD"):
+            with m.If((core >= cfg.n_cores) | (region >= len(Region))):
+                self.fail(P.Status.BAD_ADDRESS)
+            with m.Elif(~plastic.bit_select(core[:max(1, (cfg.n_cores - 1).bit_length())], 1)):
+                self.fail(P.Status.NOT_PLASTIC)
+            with m.Else():
+                m.d.sync += [self.region.eq(region), self.ptr.eq(2),
+                             self.nbytes.eq(Const(sizes[-1], 4))]
+                for r, size in enumerate(sizes[:-1]):
+                    with m.If(region == r):
+                        m.d.sync += self.nbytes.eq(size)
+                with m.If(self.op == P.Op.WRITE_LEARN):
+                    m.next = "COUNT_ITEMS"
+                with m.Else():
+                    self.load(P.LEARN_HEAD + 2, "READ_CHECK")
+
+    def learn_mask(self):
+        """A learning request to the plastic mask (word addresses checked like weights')."""
+        if not self.plastic:
+            return Const(0)
+        return self.is_kind("learn") & (self.region == Region.MASK)
+
+    def learn_depth_bad(self, end):
+        """A learning request (not to the mask) running past its region's end."""
+        if not self.plastic:
+            return Const(0)
+        core, bad = self.cfg.core, Const(0)
+        for region in Region:
+            if region != Region.MASK:
+                bad |= (self.region == region) & (end > P.learn_depth(core, region))
+        return self.is_kind("learn") & bad
 
     # IDENTIFY, READ_STATUS, RESET --------------------------------------------------------------
 
@@ -384,18 +458,22 @@ class _Engine:
 
     def out_of_range(self, core, end):
         """A block request names a core that does not exist or runs past its memory's end
-        (weight words are checked one by one, in the validation pass or SLOT_SCAN)."""
+        (weight and mask words are checked one by one, in the validation pass or SLOT_SCAN)."""
         cfg = self.cfg
-        return ((self.is_kind("weights", "params", "state") & (core >= cfg.n_cores)) |
-                (self.is_kind("params", "state") & (end > cfg.core.n_neurons)) |
-                (self.is_kind("index") & (end > cfg.n_sources)) |
-                (self.is_kind("dest") & (end > cfg.route_entries)) |
-                (self.is_kind("reg") & (end > P.N_REGS)))
+        bad = ((self.is_kind("weights", "params", "state") & (core >= cfg.n_cores)) |
+               (self.is_kind("params", "state") & (end > cfg.core.n_neurons)) |
+               (self.is_kind("index") & (end > cfg.n_sources)) |
+               (self.is_kind("dest") & (end > cfg.route_entries)) |
+               (self.is_kind("reg") & (end > P.N_REGS)))
+        return bad | self.learn_depth_bad(end) if self.plastic else bad
 
     def _first_of(self, head):
         """The `first` field of a head loaded into `head` (layout depends on the kind)."""
-        return Mux(self.is_kind("weights"), head[8:40],
-                   Mux(self.is_kind("params", "state"), head[8:24], head[:16]))
+        first = Mux(self.is_kind("weights"), head[8:40],
+                    Mux(self.is_kind("params", "state"), head[8:24], head[:16]))
+        if self.plastic:        # core u8, region u8, first u32
+            first = Mux(self.is_kind("learn"), head[16:48], first)
+        return first
 
     def _head_fields(self, head):
         self.m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head))]
@@ -438,6 +516,9 @@ class _Engine:
                         with m.Case(reg):
                             with m.If((item & read_only_bits) != 0):
                                 m.d.sync += self.value_bad.eq(1)
+            if self.plastic:
+                with m.Case(KINDS.index("learn")):
+                    self._validate_learn_item(address)
             with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 with m.If(item[:16] >= cfg.n_inputs):
                     m.d.sync += self.addr_bad.eq(1)
@@ -482,12 +563,51 @@ class _Engine:
                             m.d.sync += self.regs[reg].eq(item)
                 m.d.sync += self.idx.eq(self.idx + 1)
                 m.next = "APPLY"
+            if self.plastic:
+                with m.Case(KINDS.index("learn")):
+                    m.d.comb += [self.cfg_req_valid.eq(1), self.cfg_req.write.eq(1),
+                                 self.cfg_req.data.eq(item)]
+                    self.learn_request(address)
+                    with m.If(self.cfg_req_ready):
+                        m.next = "APPLY_WAIT"
             with m.Case(KINDS.index("input"), KINDS.index("input8")):
                 m.d.comb += [self.router.i_source.valid.eq(1),
                              self.router.i_source.payload.eq(self.input_source())]
                 with m.If(self.router.i_source.ready):
                     m.d.sync += self.idx.eq(self.idx + 1)
                     m.next = "APPLY"
+
+    def learn_request(self, address):
+        """Address the core's LEARN config space: region << 20 | address."""
+        self.m.d.comb += [self.cfg_req.space.eq(ConfigSpace.LEARN),
+                          self.cfg_req.addr.eq(Cat(address[:REGION_SHIFT], self.region))]
+
+    def _validate_learn_item(self, address):
+        """Register items: read-only ones BAD_ADDRESS, refused values BAD_VALUE, SEED_HI only
+        with SEED_LO in the same request. Mask words: address like weights. Others: width."""
+        m, core, item = self.m, self.cfg.core, self.item
+        with m.Switch(self.region):
+            with m.Case(Region.REGISTERS):
+                read_only = Const(0)
+                for reg in READ_ONLY:
+                    read_only |= address == reg
+                with m.If(read_only):
+                    m.d.sync += self.addr_bad.eq(1)
+                with m.If(address == LearnReg.SEED_LO):
+                    m.d.sync += self.seed_lo.eq(item[:16])
+                seed_alone = (address == LearnReg.SEED_HI) & (self.first > LearnReg.SEED_LO)
+                with m.If(~register_ok(core, address, item, self.seed_lo) | seed_alone):
+                    m.d.sync += self.value_bad.eq(1)
+            with m.Case(Region.MASK):
+                with m.If(~self.slot_ok(address)):
+                    m.d.sync += self.addr_bad.eq(1)
+                with m.If((item >> region_width(core, Region.MASK)) != 0):
+                    m.d.sync += self.value_bad.eq(1)
+            for region in Region:
+                if region not in (Region.REGISTERS, Region.MASK):
+                    with m.Case(region):
+                        with m.If((item >> region_width(core, region)) != 0):
+                            m.d.sync += self.value_bad.eq(1)
 
     # Block reads -------------------------------------------------------------------------------
 
@@ -497,6 +617,8 @@ class _Engine:
             head = self.item
             count = Mux(self.is_kind("weights"), head[40:56],
                         Mux(self.is_kind("params", "state"), head[24:40], head[16:32]))
+            if self.plastic:
+                count = Mux(self.is_kind("learn"), head[48:64], count)
             m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head)),
                          self.count.eq(count), self.idx.eq(0), self.addr_bad.eq(0)]
             end = self._first_of(head) + count
@@ -507,7 +629,9 @@ class _Engine:
             with m.Else():
                 m.next = "SLOT_SCAN"
         with state("SLOT_SCAN"):          # weights: every word address must exist
-            with m.If(~self.is_kind("weights") | (self.idx == self.count)):
+            slots = self.is_kind("weights") | self.learn_mask() if self.plastic else \
+                self.is_kind("weights")
+            with m.If(~slots | (self.idx == self.count)):
                 with m.If(self.addr_bad):
                     self.fail(P.Status.BAD_ADDRESS)
                 with m.Else():
@@ -538,6 +662,9 @@ class _Engine:
                                  Mux(self.is_kind("weights"), ConfigSpace.WEIGHTS,
                                      Mux(self.is_kind("params"), ConfigSpace.PARAMS,
                                          ConfigSpace.STATE)))]
+                if self.plastic:
+                    with m.If(self.is_kind("learn")):
+                        self.learn_request(address)
                 with m.If(self.cfg_req_ready):
                     m.next = "READ_WAIT"
         with state("READ_TABLE"):
@@ -673,9 +800,10 @@ class ChipOverUART(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = P.MAX_ENCODED + 1):
+                 rx_fifo_depth: int = P.MAX_ENCODED + 1, memory_kind: str = "auto",
+                 cmd_fifo_depth: int = 16):
         from .uart import UARTReceiver, UARTTransmitter
-        self.chip = Chip(cfg)
+        self.chip = Chip(cfg, memory_kind=memory_kind, cmd_fifo_depth=cmd_fifo_depth)
         self.receiver, self.transmitter = UARTReceiver(divisor), UARTTransmitter(divisor)
         self.rx_fifo_depth = rx_fifo_depth
         super().__init__({

@@ -13,9 +13,12 @@ Data path (see `docs/architecture.md`)::
 Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
 runs at K synaptic operations per cycle with no bubbles. A dropped event (bad axon, step full)
-costs one cycle. A CLEAR costs N cycles. A tick costs N + 2 cycles from its acceptance to the
-STEP_END marker entering the spike FIFO, plus 1 cycle back to idle. A config request costs 2
-cycles (write) or 3 (read) plus the wait for the response to be taken.
+costs one cycle. A CLEAR costs N cycles. A tick costs N + 3 cycles from its acceptance to the
+STEP_END marker entering the spike FIFO (N issue cycles, two update stages), plus 1 cycle back to
+idle. A config request costs 2 cycles (write) or 3 (read) plus the wait for the response to be
+taken. With the SPRAM synapse memory (`synapse_memory="spram"`, the default on iCE40) the core
+stays busy for 16384 cycles after reset while the SPRAM clears itself; the costs above are
+otherwise the same.
 
 With `plastic=True` the core carries a `PlasticityUnit` (`docs/plasticity.md`): when learning is
 enabled, a tick is followed by the learning step (N + A + 5 + rows·(2N/K + 1) cycles, during
@@ -45,9 +48,9 @@ from .layouts import (
     spike_layout,
     state_layout,
 )
-from .neuron import NeuronUpdate
+from .neuron import current_stage, membrane_stage
 from .plasticity import PlasticityUnit
-from .synapse import SynapseMemory, synapse_word_bits
+from .synapse import SYNAPSE_KINDS, SynapseMemory, synapse_word_bits
 
 __all__ = ["LIFCore", "status_signature"]
 
@@ -70,17 +73,22 @@ class LIFCore(wiring.Component):
     its step; CLEAR zeroes all neuron state, accumulators, the step and the drop counters),
     `o_spike` (SPIKE neuron step ..., then STEP_END step), `i_cfg` / `o_cfg` (one response per
     request; requests are served between commands, when the core is idle). `o_status` exposes the
-    step number and the drop counters.
+    step number and the drop counters. `synapse_memory` picks the synapse memory's
+    implementation (see `SynapseMemory`: "auto", "memory" or "spram").
     """
 
     def __init__(self, cfg: CoreConfig | None = None, *, spike_fifo_depth: int = 16,
-                 plastic: bool = False):
+                 plastic: bool = False, synapse_memory: str = "auto"):
         self.cfg = cfg = cfg or CoreConfig()
         self.plastic = bool(plastic)
         if self.plastic:
             problem = plastic_config_error(cfg)
             if problem:
                 raise ValueError(problem)
+        if synapse_memory not in SYNAPSE_KINDS:
+            raise ValueError(f"synapse_memory must be one of {SYNAPSE_KINDS}, "
+                             f"not {synapse_memory!r}")
+        self.synapse_memory = synapse_memory
         if not isinstance(spike_fifo_depth, int) or not 2 <= spike_fifo_depth <= 4096:
             raise ValueError(f"spike_fifo_depth must be an integer in 2..4096, "
                              f"not {spike_fifo_depth!r}")
@@ -100,7 +108,7 @@ class LIFCore(wiring.Component):
         word_bits = synapse_word_bits(cfg)
 
         # Memories ------------------------------------------------------------------------
-        m.submodules.synapses = syn = SynapseMemory(cfg)
+        m.submodules.synapses = syn = SynapseMemory(cfg, kind=self.synapse_memory)
         acc_shape = ArrayLayout(signed(cfg.accumulator_width), k)
         m.submodules.acc = acc_mem = Memory(shape=acc_shape, depth=words, init=[])
         acc_wr = acc_mem.write_port()
@@ -109,7 +117,6 @@ class LIFCore(wiring.Component):
         state_wr, state_rd = state_mem.write_port(), state_mem.read_port()
         m.submodules.params = param_mem = Memory(shape=param_layout(cfg), depth=n, init=[])
         param_wr, param_rd = param_mem.write_port(), param_mem.read_port()
-        m.submodules.update = update = NeuronUpdate(cfg)
         m.submodules.spikes = fifo = SyncFIFOBuffered(
             width=spike_layout(cfg).size, depth=self.spike_fifo_depth)
         unit = None
@@ -156,34 +163,53 @@ class LIFCore(wiring.Component):
                 weight = syn.r_data.word_select(lane, cfg.weight_width).as_signed()
                 m.d.comb += acc_wr.data[lane].eq(acc_rd.data[lane] + weight)
 
-        # Update stage of a tick: one neuron per cycle; always completes (the issue stage only
-        # issues when the spike FIFO has room for what is in flight).
+        # Update stages of a tick, one neuron per cycle through both: stage 1 (tk_valid1) takes
+        # the memories' outputs through the current half of the neuron update into pipeline
+        # registers; stage 2 (tk_valid2) finishes the membrane, writes the state and the spike.
+        # They always complete (the issue stage only issues when the spike FIFO has room for
+        # everything in flight). Two stages halve the longest path (two multiplies in series).
+        i_next, v_decayed = current_stage(cfg, state_rd.data, param_rd.data,
+                                          acc_rd.data[tk_lane1])
+        tk_valid2 = Signal()
+        tk_neuron2 = Signal(range(n))
+        s2_i = Signal(signed(cfg.current_width))
+        s2_v_decayed = Signal(signed(cfg.voltage_width))
+        s2_state = Signal(state_layout(cfg))      # v and ref are used, i is replaced
+        s2_params = Signal(param_layout(cfg))     # threshold, refractory, reset are used
+        m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1), s2_i.eq(i_next),
+                     s2_v_decayed.eq(v_decayed), s2_state.v.eq(state_rd.data.v),
+                     s2_state.ref.eq(state_rd.data.ref),
+                     s2_params.threshold.eq(param_rd.data.threshold),
+                     s2_params.refractory.eq(param_rd.data.refractory),
+                     s2_params.reset.eq(param_rd.data.reset)]
+        next_state, spike = Signal(state_layout(cfg)), Signal()
+        v_sum = Signal(signed(cfg.voltage_width))
+        membrane_stage(m, cfg, v=s2_state.v, ref=s2_state.ref, i_next=s2_i,
+                       v_decayed=s2_v_decayed, params=s2_params, next_state=next_state,
+                       spike=spike, v_sum=v_sum)
         spike_word = Signal(spike_layout(cfg))
         m.d.comb += [
-            update.state.eq(state_rd.data),
-            update.params.eq(param_rd.data),
-            update.acc.eq(acc_rd.data[tk_lane1]),
-            spike_word.neuron.eq(tk_neuron1),
+            spike_word.neuron.eq(tk_neuron2),
             spike_word.step.eq(step),
             spike_word.kind.eq(SpikeKind.SPIKE),
             fifo.w_data.eq(spike_word),
         ]
         m.d.sync += tk_valid1.eq(0)
-        with m.If(tk_valid1):
+        with m.If(tk_valid1 & (tk_lane1 == k - 1)):   # last neuron of the word: clear its sums
+            m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
+            for lane in range(k):
+                m.d.comb += acc_wr.data[lane].eq(0)
+        with m.If(tk_valid2):
             m.d.comb += [
-                state_wr.addr.eq(tk_neuron1), state_wr.data.eq(update.next_state),
-                state_wr.en.eq(1), fifo.w_en.eq(update.spike),
+                state_wr.addr.eq(tk_neuron2), state_wr.data.eq(next_state),
+                state_wr.en.eq(1), fifo.w_en.eq(spike),
             ]
             if unit is not None:
-                m.d.comb += [unit.tk_valid.eq(1), unit.tk_neuron.eq(tk_neuron1),
-                             unit.tk_spike.eq(update.spike), unit.tk_v_sum.eq(update.v_sum),
-                             unit.tk_threshold.eq(param_rd.data.threshold),
-                             unit.tk_refractory.eq(state_rd.data.ref != 0)]
-            with m.If(tk_lane1 == k - 1):   # last neuron of the word: clear its accumulators
-                m.d.comb += [acc_wr.addr.eq(tk_word1), acc_wr.en.eq(1)]
-                for lane in range(k):
-                    m.d.comb += acc_wr.data[lane].eq(0)
-        fifo_room = fifo.level + 2 <= self.spike_fifo_depth
+                m.d.comb += [unit.tk_valid.eq(1), unit.tk_neuron.eq(tk_neuron2),
+                             unit.tk_spike.eq(spike), unit.tk_v_sum.eq(v_sum),
+                             unit.tk_threshold.eq(s2_params.threshold),
+                             unit.tk_refractory.eq(s2_state.ref != 0)]
+        fifo_room = fifo.level + tk_valid1 + tk_valid2 + 1 <= self.spike_fifo_depth
 
         cmd = self.i_cmd.payload
         req = self.i_cfg.payload
@@ -212,7 +238,9 @@ class LIFCore(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(self.i_cfg.valid):
+                with m.If(~syn.ready):
+                    pass                    # the synapse memory still clears itself
+                with m.Elif(self.i_cfg.valid):
                     m.d.comb += self.i_cfg.ready.eq(1)
                     m.d.sync += cfg_req.eq(req)
                     self._start_config(m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr,
@@ -258,15 +286,16 @@ class LIFCore(wiring.Component):
                     m.next = "IDLE"
 
             with m.State("TICK_END"):
-                # The update stage drains; then the learning step (if enabled) and the STEP_END
+                # The update stages drain; then the learning step (if enabled) and the STEP_END
                 # marker, which follows the step's spikes.
+                drained = ~tk_valid1 & ~tk_valid2
                 if unit is None:
-                    with m.If(~tk_valid1):
+                    with m.If(drained):
                         end_step()
                 else:
-                    with m.If(~tk_valid1 & unit.enabled):
+                    with m.If(drained & unit.enabled):
                         m.next = "LEARN"
-                    with m.Elif(~tk_valid1):
+                    with m.Elif(drained):
                         end_step()
 
             if unit is not None:
@@ -317,7 +346,7 @@ class LIFCore(wiring.Component):
                 with m.If(self.o_cfg.ready):
                     m.next = "IDLE"
 
-        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE") | ~syn.ready)
         return m
 
     def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp,

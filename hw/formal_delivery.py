@@ -45,8 +45,9 @@ __all__ = ["FORMAL_CFG", "FORMAL_CMD_DEPTH", "DELIVERY_DEPTH", "DELIVERY_COVER_D
 
 FORMAL_CFG = ChipConfig(core=CoreConfig(n_neurons=2, n_axons=4, weights_per_word=1), n_cores=2,
                         n_inputs=2, route_entries=8, max_host_events=8, host_buffer=2)
-FORMAL_CMD_DEPTH = 3
-DELIVERY_DEPTH = 10         # fills and drains a 3-deep FIFO with stalls; 14 takes 4.5 min
+#: The iCEBreaker build's depth (boards/icebreaker.py), the smallest any build uses.
+FORMAL_CMD_DEPTH = 2
+DELIVERY_DEPTH = 10         # fills and drains the FIFOs several times with stalls
 DELIVERY_COVER_DEPTH = 10
 CMD_LATENCY = 1             # cycles an entry may wait, not offered, at the head of its queue
 HOST_LATENCY = 1

@@ -4,14 +4,18 @@
 frame's status exactly as `spikeforge.protocol.decode_frame` would. `FrameTransmitter` takes a
 reply payload written into its buffer, appends the CRC and streams it out COBS-encoded, byte for
 byte what the `cobs` library produces.
+
+Each keeps its frame in a buffer that is written and read in different phases, so on the
+iCE40UP5K (`buffer="spram"` or "auto") it can live in a single-port SPRAM instead of block RAM.
 """
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol as P
+
+from .spram import buffer_ports
 
 __all__ = ["crc16_next", "FrameReceiver", "FrameTransmitter", "frame_layout"]
 
@@ -50,10 +54,14 @@ class FrameReceiver(wiring.Component):
     buf_addr: In(range(BUFFER_BYTES))
     buf_data: Out(8)
 
+    def __init__(self, *, buffer: str = "memory"):
+        self.buffer_kind = buffer
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buf = buf = Memory(shape=8, depth=BUFFER_BYTES, init=[])
-        wr, rd = buf.write_port(), buf.read_port()
+        wr, rd = buffer_ports(m, "buf", kind=self.buffer_kind, platform=platform, width=8,
+                              depth=BUFFER_BYTES)
         m.d.comb += [rd.addr.eq(self.buf_addr), rd.en.eq(1), self.buf_data.eq(rd.data)]
 
         body = Signal(range(P.MAX_ENCODED + 2))        # encoded bytes since the delimiter
@@ -128,10 +136,14 @@ class FrameTransmitter(wiring.Component):
     busy: Out(1)
     o: Out(stream.Signature(8))
 
+    def __init__(self, *, buffer: str = "memory"):
+        self.buffer_kind = buffer
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buf = buf = Memory(shape=8, depth=BUFFER_BYTES, init=[])
-        wr, rd = buf.write_port(), buf.read_port(transparent_for=())
+        wr, rd = buffer_ports(m, "buf", kind=self.buffer_kind, platform=platform, width=8,
+                              depth=BUFFER_BYTES)
         length = Signal(range(BUFFER_BYTES + 1))        # bytes in the buffer
         crc = Signal(16, init=0xFFFF)
         pos = Signal(range(BUFFER_BYTES + 1))           # start of the current group

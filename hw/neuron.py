@@ -1,6 +1,9 @@
-"""The neuron update: one time step of one LIF neuron, purely combinational.
+"""The neuron update: one time step of one LIF neuron, in two halves.
 
-The core's controller time-shares this block over every neuron stored in its memories.
+The core's controller time-shares this logic over every neuron stored in its memories. The
+update splits where a pipeline register fits best: `current_stage` (both decay products and the
+new current) and `membrane_stage` (new membrane, spike, reset, refractory count). `NeuronUpdate`
+is the two halves back to back, purely combinational; the core puts a register between them.
 """
 
 from amaranth.hdl import Module, signed
@@ -12,7 +15,37 @@ from spikeforge.spec import CoreConfig, ResetMode
 from .arith import mul_decay, saturate
 from .layouts import param_layout, state_layout
 
-__all__ = ["NeuronUpdate"]
+__all__ = ["NeuronUpdate", "current_stage", "membrane_stage"]
+
+
+def current_stage(cfg: CoreConfig, state, params, acc):
+    """Return (I', V*beta): the saturated new current (signed(current_width)) and the decayed
+    membrane before the current is added (|V*beta| <= |V|, so it fits signed(voltage_width))."""
+    f = cfg.decay_width
+    i_next = saturate(mul_decay(state.i, params.alpha, f) + acc + params.bias, cfg.current_width)
+    v_decayed = mul_decay(state.v, params.beta, f)
+    return i_next, v_decayed
+
+
+def membrane_stage(m: Module, cfg: CoreConfig, *, v, ref, i_next, v_decayed, params,
+                   next_state, spike, v_sum):
+    """Drive `next_state` (state layout), `spike` and `v_sum` (the membrane sum before the spike
+    test, signed(voltage_width)) from the old V and refractory count, the current stage's results
+    and the parameters."""
+    m.d.comb += v_sum.eq(saturate(v_decayed + i_next, cfg.voltage_width))
+    refractory = ref != 0
+    fire = ~refractory & (v_sum > params.threshold)
+    m.d.comb += [next_state.i.eq(i_next), spike.eq(fire)]
+    with m.If(refractory):
+        m.d.comb += [next_state.v.eq(v), next_state.ref.eq(ref - 1)]
+    with m.Elif(fire):
+        m.d.comb += next_state.ref.eq(params.refractory)
+        with m.If(params.reset == ResetMode.SUBTRACT):
+            m.d.comb += next_state.v.eq(v_sum - params.threshold)
+        with m.Else():
+            m.d.comb += next_state.v.eq(0)
+    with m.Else():
+        m.d.comb += [next_state.v.eq(v_sum), next_state.ref.eq(0)]
 
 
 class NeuronUpdate(wiring.Component):
@@ -37,23 +70,9 @@ class NeuronUpdate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, s, p = self.cfg, self.state, self.params
-        f = cfg.decay_width
-
-        i_next = saturate(mul_decay(s.i, p.alpha, f) + self.acc + p.bias, cfg.current_width)
-        v_sum = saturate(mul_decay(s.v, p.beta, f) + i_next, cfg.voltage_width)
-        refractory = s.ref != 0
-        fire = ~refractory & (v_sum > p.threshold)
-
-        m.d.comb += [self.next_state.i.eq(i_next), self.spike.eq(fire), self.v_sum.eq(v_sum)]
-        with m.If(refractory):
-            m.d.comb += [self.next_state.v.eq(s.v), self.next_state.ref.eq(s.ref - 1)]
-        with m.Elif(fire):
-            m.d.comb += self.next_state.ref.eq(p.refractory)
-            with m.If(p.reset == ResetMode.SUBTRACT):
-                m.d.comb += self.next_state.v.eq(v_sum - p.threshold)
-            with m.Else():
-                m.d.comb += self.next_state.v.eq(0)
-        with m.Else():
-            m.d.comb += [self.next_state.v.eq(v_sum), self.next_state.ref.eq(0)]
+        s = self.state
+        i_next, v_decayed = current_stage(self.cfg, s, self.params, self.acc)
+        membrane_stage(m, self.cfg, v=s.v, ref=s.ref, i_next=i_next, v_decayed=v_decayed,
+                       params=self.params, next_state=self.next_state, spike=self.spike,
+                       v_sum=self.v_sum)
         return m

@@ -49,7 +49,7 @@ from .arith import saturate
 from .layouts import CONFIG_ADDR_WIDTH, config_data_width
 from .synapse import synapse_address_width, synapse_word_bits
 
-__all__ = ["PlasticityUnit", "lfsr_jump", "learning_step_cycles"]
+__all__ = ["PlasticityUnit", "lfsr_jump", "learning_step_cycles", "register_ok"]
 
 
 def learning_step_cycles(cfg: CoreConfig, rows: int) -> int:
@@ -74,6 +74,28 @@ def lfsr_jump(state, steps: int = LFSR_JUMP):
         terms = [state[b] for b in range(LFSR_WIDTH) if columns[b] >> i & 1]
         bits.append(Cat(*terms).xor() if terms else Const(0))
     return Cat(*bits)
+
+
+def register_ok(cfg: CoreConfig, index, wdata, seed_lo):
+    """Whether writing `wdata` to learning register `index` is allowed, as logic: the twin of
+    `spikeforge.learning.check_register` (`seed_lo`: the SEED_LO a SEED_HI write pairs with).
+    Shared by the unit's config port and the chip's request validation."""
+    ww = cfg.weight_width
+    checks = {
+        Reg.POST_MODE: wdata != 3, Reg.FACTOR_MODE: wdata != 3, Reg.M_UNIT: wdata != 0x80,
+        Reg.SHIFT: wdata <= MAX_SHIFT,
+        Reg.BOUNDS: wdata[:ww].as_signed() <= wdata[ww:2 * ww].as_signed(),
+        Reg.X_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
+        Reg.Y_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
+        Reg.PERIOD: wdata != 0,
+        Reg.SEED_HI: Cat(seed_lo, wdata) != 0,
+    }
+    ok = Const(0)
+    for reg in Reg:
+        if reg not in READ_ONLY:
+            fits = (wdata >> register_width(cfg, reg)) == 0
+            ok = Mux(index == reg, fits & checks.get(reg, Const(1)), ok)
+    return ok
 
 
 def _trace_update(trace, decay, spike, inc):
@@ -386,7 +408,8 @@ class PlasticityUnit(wiring.Component):
 
         with m.Switch(region):
             with m.Case(Region.REGISTERS):
-                m.d.comb += ok.eq(Mux(self.cfg_write, self._register_ok(regs, index, wdata),
+                m.d.comb += ok.eq(Mux(self.cfg_write,
+                                      register_ok(cfg, index, wdata, regs[Reg.SEED_LO]),
                                       index < len(Reg)))
                 with m.If(write & ok):
                     with m.Switch(index):
@@ -444,22 +467,3 @@ class PlasticityUnit(wiring.Component):
                 m.d.comb += self.cfg_rdata.eq(y_rd.data)
             with m.Case(Region.ERROR_ACC):
                 m.d.comb += self.cfg_rdata.eq(u_rd.data.as_unsigned())
-
-    def _register_ok(self, regs, index, wdata):
-        """Whether a register write is allowed: the twin of `spikeforge.learning.check_register`."""
-        cfg, ww = self.cfg, self.cfg.weight_width
-        checks = {
-            Reg.POST_MODE: wdata != 3, Reg.FACTOR_MODE: wdata != 3, Reg.M_UNIT: wdata != 0x80,
-            Reg.SHIFT: wdata <= MAX_SHIFT,
-            Reg.BOUNDS: wdata[:ww].as_signed() <= wdata[ww:2 * ww].as_signed(),
-            Reg.X_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
-            Reg.Y_DECAY: wdata <= 1 << TRACE_DECAY_BITS,
-            Reg.PERIOD: wdata != 0,
-            Reg.SEED_HI: Cat(regs[Reg.SEED_LO], wdata) != 0,
-        }
-        ok = Const(0)
-        for reg in Reg:
-            if reg not in READ_ONLY:
-                fits = (wdata >> register_width(cfg, reg)) == 0
-                ok = Mux(index == reg, fits & checks.get(reg, Const(1)), ok)
-        return ok

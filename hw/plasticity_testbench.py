@@ -39,8 +39,9 @@ from .testbench import (
 
 
 def TICK_TO_STEP_END(cfg: CoreConfig) -> int:
-    """Cycles from TICK acceptance to the bench's sampling of STEP_END without learning."""
-    return cfg.n_neurons + 4
+    """Cycles from TICK acceptance to the bench's sampling of STEP_END without learning: the
+    core's N + 3 (N issue cycles, two update stages) plus the bench's sampling."""
+    return cfg.n_neurons + 5
 
 
 def _fail(message: str):

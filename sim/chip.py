@@ -20,7 +20,10 @@ from collections import deque
 
 import numpy as np
 
+from spikeforge import learning
 from spikeforge import protocol as P
+from spikeforge.learning import READ_ONLY, Region, check_register
+from spikeforge.learning import Reg as LearnReg
 from spikeforge.spec import (
     COUNTER_MAX,
     ChipConfig,
@@ -31,6 +34,7 @@ from spikeforge.spec import (
 )
 
 from .lif import CoreModel
+from .plasticity import PlasticCoreModel
 
 __all__ = ["ChipModel"]
 
@@ -58,7 +62,8 @@ class ChipModel:
     def __init__(self, cfg: ChipConfig | None = None):
         self.cfg = cfg = cfg or ChipConfig()
         core = cfg.core
-        self.cores = [CoreModel(core) for _ in range(cfg.n_cores)]
+        self.cores = [PlasticCoreModel(core) if cfg.is_plastic(c) else CoreModel(core)
+                      for c in range(cfg.n_cores)]
         self.route_start = np.zeros(cfg.n_sources, dtype=np.int64)
         self.route_count = np.zeros(cfg.n_sources, dtype=np.int64)
         self.dest_core = np.zeros(cfg.route_entries, dtype=np.int64)
@@ -82,6 +87,9 @@ class ChipModel:
             P.Op.FETCH: self._fetch,
             P.Op.WRITE_REGS: self._write_regs, P.Op.READ_REGS: self._read_regs,
         }
+        if cfg.plastic:      # a chip without plastic cores does not know the learning opcodes
+            self._handlers.update({P.Op.WRITE_LEARN: self._write_learn,
+                                   P.Op.READ_LEARN: self._read_learn})
         self.regs = [0] * P.N_REGS
         self._clear_run_state()
 
@@ -90,6 +98,8 @@ class ChipModel:
             core.v[:] = core.i[:] = core.ref[:] = core.acc[:] = 0
             core.step = core.events_this_step = 0
             core.dropped_bad_axon = core.dropped_overflow = 0
+            if isinstance(core, PlasticCoreModel):
+                core.clear()
         self.step = 0
         self.host_events = 0
         self.host_out: deque[tuple[int, int]] = deque()
@@ -306,6 +316,63 @@ class ChipModel:
     def _read_regs(self, args: bytes) -> bytes:
         return b"".join(struct.pack("<I", self.regs[r])
                         for r in self._table_read_args(args, 4, P.N_REGS))
+
+    # Learning (plastic cores).
+
+    def _learn_target(self, args: bytes):
+        """Check core and region of a learning request's head; return (core model, region)."""
+        core, region = args[0], args[1]
+        _require(core < self.cfg.n_cores and region < len(Region), P.Status.BAD_ADDRESS)
+        _require(self.cfg.is_plastic(core), P.Status.NOT_PLASTIC)
+        return self.cores[core], Region(region)
+
+    def _learn_addresses(self, region: Region, first: int, count: int) -> range:
+        addresses = range(first, first + count)
+        if region == Region.MASK:
+            for address in addresses:
+                self._weight_slot(address)
+        else:
+            _require(first + count <= P.learn_depth(self.cfg.core, region), P.Status.BAD_ADDRESS)
+        return addresses
+
+    def _write_learn(self, args: bytes) -> bytes:
+        _require(len(args) >= P.LEARN_HEAD, P.Status.BAD_LENGTH)
+        core, region = self._learn_target(args)
+        nbytes = P.learn_item_bytes(self.cfg.core, region)
+        items = args[P.LEARN_HEAD:]
+        _require(items and len(items) % nbytes == 0, P.Status.BAD_LENGTH)
+        words = [int.from_bytes(items[i:i + nbytes], "little")
+                 for i in range(0, len(items), nbytes)]
+        first = int.from_bytes(args[2:6], "little")
+        addresses = self._learn_addresses(region, first, len(words))
+        if region == Region.REGISTERS:
+            self._check_learn_registers(first, words)
+        else:
+            width = learning.region_width(self.cfg.core, region)
+            _require(all(w >> width == 0 for w in words), P.Status.BAD_VALUE)
+        for address, word in zip(addresses, words):
+            core.write_region(region, address, word)
+        return b""
+
+    def _check_learn_registers(self, first: int, words: list[int]):
+        """Read-only registers are BAD_ADDRESS; refused values BAD_VALUE. SEED_HI is accepted
+        only together with SEED_LO (the seed is loaded whole, and must not be 0)."""
+        values = dict(enumerate(words, first))
+        _require(not any(LearnReg(r) in READ_ONLY for r in values), P.Status.BAD_ADDRESS)
+        for reg, word in values.items():
+            seed_lo = values.get(LearnReg.SEED_LO)
+            if reg == LearnReg.SEED_HI and seed_lo is None:
+                raise RequestError(P.Status.BAD_VALUE)
+            _require(check_register(self.cfg.core, reg, word, seed_lo or 0), P.Status.BAD_VALUE)
+
+    def _read_learn(self, args: bytes) -> bytes:
+        _require(len(args) == P.LEARN_HEAD + 2, P.Status.BAD_LENGTH)
+        core, region = self._learn_target(args)
+        nbytes = P.learn_item_bytes(self.cfg.core, region)
+        first, count = struct.unpack("<IH", args[2:])
+        _require(1 <= count and 3 + count * nbytes <= P.MAX_PAYLOAD, P.Status.BAD_LENGTH)
+        return b"".join(core.read_region(region, address).to_bytes(nbytes, "little")
+                        for address in self._learn_addresses(region, first, count))
 
     # Running.
 

@@ -26,6 +26,7 @@ from spikeforge.learning import (
     bounds_word,
     check_register,
     plastic_config_error,
+    region_width,
     split_bounds,
 )
 from spikeforge.spec import CoreConfig, NeuronParams, saturate
@@ -170,6 +171,35 @@ class PlasticCoreModel(CoreModel):
         if region == Region.POST_TRACE:
             return int(self.y[index])
         return int(self.u[index]) & ((1 << ERROR_ACC_WIDTH) - 1)
+
+    def write_region(self, region: int, index: int, word: int):
+        """Write a LEARN config word (region, index) as the config port does (REGISTERS through
+        `write_register`); raise ValueError if the port would refuse it."""
+        region = Region(region)
+        if region == Region.REGISTERS:
+            self.write_register(index, word)
+            return
+        depth = self.cfg.n_axons if region == Region.PRE_TRACE else self.cfg.n_neurons
+        if word >> region_width(self.cfg, region) or (region != Region.MASK and
+                                                      not 0 <= index < depth):
+            raise ValueError(f"LEARN region {region.name} refuses {word:#x} at {index}")
+        if region == Region.MASK:
+            axon, slot = self._split_word(index)
+            k = self.cfg.weights_per_word
+            if axon >= self.cfg.n_axons or slot >= self.cfg.words_per_axon:
+                raise ValueError(f"no synapse word {index}")
+            for lane in range(k):
+                self.mask[axon, slot * k + lane] = bool(word >> lane & 1)
+        elif region == Region.FACTOR:
+            self.h[index] = word - (word >> (FACTOR_WIDTH - 1) << FACTOR_WIDTH)
+        elif region == Region.TARGET:
+            self.target[index] = word
+        elif region == Region.PRE_TRACE:
+            self.x[index], self.s_pre[index] = word & TRACE_MAX, word >> TRACE_WIDTH
+        elif region == Region.POST_TRACE:
+            self.y[index] = word
+        else:
+            self.u[index] = word - (word >> (ERROR_ACC_WIDTH - 1) << ERROR_ACC_WIDTH)
 
     def _split_word(self, index: int) -> tuple[int, int]:
         word_bits = (self.cfg.words_per_axon - 1).bit_length()

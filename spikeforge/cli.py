@@ -263,7 +263,8 @@ def _add_device_args(parser):
     parser.add_argument("--device", default="model", metavar="DEVICE", help=DEVICE_HELP)
     parser.add_argument("--config", metavar="KEY=N,...",
                         help="chip configuration of model/sim devices, e.g. cores=4,neurons=256,"
-                             "axons=256,k=2,inputs=256 (default: ChipConfig())")
+                             "axons=256,k=2,inputs=256,plastic=1 (plastic: bit mask of the "
+                             "plastic cores; default: ChipConfig())")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for a reply before giving up (default 10)")
 
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="RTL simulator (default verilator)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     demo.set_defaults(func=_demo)
+    from spikeforge.boards.build import add_parser as add_build_parser
+    add_build_parser(sub)
     return parser
 
 

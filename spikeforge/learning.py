@@ -18,7 +18,8 @@ __all__ = [
     "NEURON_FACTOR_WIDTH", "Q_WIDTH", "MAX_SHIFT", "LFSR_WIDTH", "LFSR_TOGGLE", "LFSR_JUMP",
     "REGION_SHIFT", "Region", "Reg", "PreMode", "PostMode", "FactorMode", "LearnRegisters",
     "lfsr_step", "lfsr_jump", "LfsrStream", "split_bounds", "bounds_word", "READ_ONLY",
-    "register_width", "check_register", "plastic_config_error",
+    "register_width", "check_register", "plastic_config_error", "region_width", "RULES",
+    "rule_registers",
 ]
 
 TRACE_WIDTH = 8                  #: unsigned pre and post traces
@@ -100,6 +101,14 @@ def register_width(cfg: CoreConfig, reg: Reg) -> int:
         Reg.WINDOW: cfg.voltage_width - 1, Reg.THRESHOLD: ERROR_ACC_WIDTH - 1, Reg.PERIOD: 8,
         Reg.SEED_LO: 16, Reg.SEED_HI: 16, Reg.LFSR_LO: 16, Reg.LFSR_HI: 16, Reg.EPOCH: 8,
     }[Reg(reg)]
+
+
+def region_width(cfg: CoreConfig, region: int) -> int:
+    """Width in bits of a data word of LEARN region `region` other than REGISTERS (whose
+    widths are per register, `register_width`); a wider word is refused."""
+    return {Region.MASK: cfg.weights_per_word, Region.FACTOR: FACTOR_WIDTH, Region.TARGET: 1,
+            Region.PRE_TRACE: TRACE_WIDTH + 1, Region.POST_TRACE: TRACE_WIDTH,
+            Region.ERROR_ACC: ERROR_ACC_WIDTH}[Region(region)]
 
 
 def _signed(value: int, width: int) -> int:
@@ -239,3 +248,67 @@ class LfsrStream:
             self.state = int(states[-1])
             done += n
         return out
+
+
+# Named rules ------------------------------------------------------------------------------------
+
+#: The rules of the literature as register presets (the table in `docs/plasticity.md`); the
+#: numeric registers (rates, decays, window, bounds ...) are the caller's.
+RULES = {
+    "stdp": dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE, factor_mode=FactorMode.ONE,
+                 depression=1),
+    "reward_stdp": dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE,
+                        factor_mode=FactorMode.HOST, depression=1),
+    "superspike": dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SURROGATE,
+                       factor_mode=FactorMode.HOST, depression=0),
+    "decolle": dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SURROGATE,
+                    factor_mode=FactorMode.ERROR, depression=0),
+    "delta": dict(pre_mode=PreMode.SPIKE, post_mode=PostMode.SPIKE,
+                  factor_mode=FactorMode.ERROR, depression=0),
+}
+
+
+def rule_registers(cfg: CoreConfig, rule: str | None = None, *, seed: int | None = None,
+                   **values) -> list[int]:
+    """Return the words of registers ENABLE (0) .. PERIOD (14), or .. SEED_HI (16) with a
+    `seed`, for rule preset `rule` (a key of `RULES`, or None) overridden by `values`.
+
+    `values` are `LearnRegisters` fields (m_unit signed, w_min/w_max signed weights, enable
+    defaults to 1); every register not named takes its power-up value, so the words define
+    the rule completely. Raises ValueError naming a refused value.
+    """
+    if rule is not None and rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+    fields = set(LearnRegisters.__dataclass_fields__)
+    unknown = set(values) - fields
+    if unknown:
+        raise ValueError(f"unknown learning registers: {', '.join(sorted(unknown))}")
+    regs = LearnRegisters(enable=1, **RULES.get(rule, {}))
+    for name, value in values.items():
+        setattr(regs, name, value)
+    lo, hi = cfg.weight_range
+    w_min = lo if regs.w_min is None else regs.w_min
+    w_max = hi if regs.w_max is None else regs.w_max
+    if not lo <= w_min <= w_max <= hi:
+        raise ValueError(f"bounds must satisfy {lo} <= w_min <= w_max <= {hi}, "
+                         f"not {w_min}, {w_max}")
+    if not -128 < regs.m_unit < 128:
+        raise ValueError(f"m_unit must be in -127..127, not {regs.m_unit}")
+    words = []
+    for reg in Reg:
+        if reg > Reg.PERIOD:
+            break
+        if reg == Reg.BOUNDS:
+            word = bounds_word(cfg, w_min, w_max)
+        elif reg == Reg.M_UNIT:
+            word = int(regs.m_unit) & 0xFF
+        else:
+            word = int(getattr(regs, reg.name.lower()))
+        if word < 0 or not check_register(cfg, reg, word):
+            raise ValueError(f"learning register {reg.name} refuses {word}")
+        words.append(word)
+    if seed is not None:
+        if not 0 < seed < 1 << LFSR_WIDTH:
+            raise ValueError(f"seed must be in 1..2**32-1, not {seed}")
+        words += [seed & 0xFFFF, seed >> 16]
+    return words

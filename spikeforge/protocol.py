@@ -18,10 +18,14 @@ import struct
 
 from cobs import cobs
 
+from .learning import ERROR_ACC_WIDTH, FACTOR_WIDTH, TRACE_WIDTH, Region
+from .learning import Reg as LearnReg
+
 __all__ = [
     "VERSION", "DELIMITER", "Reg", "REG_MASKS", "N_REGS", "MAX_PAYLOAD", "MAX_ENCODED", "Op",
     "Status", "REPLY_FLAG",
     "ERROR_OP", "crc16", "encode_frame", "decode_frame", "FrameError", "request", "HOST_CORE",
+    "LEARN_OPS", "LEARN_HEAD", "learn_item_bytes", "learn_depth",
 ]
 
 VERSION = 1
@@ -59,6 +63,8 @@ class Op(enum.IntEnum):
     FETCH = 0x22           #: max u16 -> count u16, (step u32, source u16)...
     WRITE_REGS = 0x30      #: first u16, values u32...
     READ_REGS = 0x31       #: first u16, count u16 -> values u32...
+    WRITE_LEARN = 0x40     #: core u8, region u8, first u32, items... (plastic chips only)
+    READ_LEARN = 0x41      #: core u8, region u8, first u32, count u16 -> items...
 
 
 class Reg(enum.IntEnum):
@@ -82,6 +88,7 @@ class Status(enum.IntEnum):
     BAD_ADDRESS = 6      #: a core (of a core memory), neuron, word, route entry or input id
     BAD_VALUE = 7        #: a field value out of range (a decay above 2**F, a route destination)
     LIMIT = 8            #: more input events in this step than the chip accepts
+    NOT_PLASTIC = 9      #: a learning request to a core built without the plasticity unit
 
 
 class FrameError(ValueError):
@@ -172,3 +179,28 @@ FETCH_MAX = (MAX_PAYLOAD - 3 - 2) // 6
 def word_bytes(bits: int) -> int:
     """Bytes that carry a packed word of `bits` bits (weights, parameters, state)."""
     return (bits + 7) // 8
+
+
+# Learning (WRITE_LEARN / READ_LEARN) -----------------------------------------------------------
+
+#: Opcodes a chip decodes only if at least one of its cores is plastic (UNKNOWN_OP otherwise).
+LEARN_OPS = (Op.WRITE_LEARN, Op.READ_LEARN)
+#: Bytes of the WRITE_LEARN head (core u8, region u8, first u32); READ_LEARN adds count u16.
+LEARN_HEAD = 6
+
+
+def learn_item_bytes(core, region: int) -> int:
+    """Bytes of one item of LEARN region `region` on a core of `spec.CoreConfig` `core`."""
+    return {Region.REGISTERS: 4, Region.MASK: word_bytes(core.weights_per_word),
+            Region.FACTOR: word_bytes(FACTOR_WIDTH), Region.TARGET: 1,
+            Region.PRE_TRACE: word_bytes(TRACE_WIDTH + 1),
+            Region.POST_TRACE: word_bytes(TRACE_WIDTH),
+            Region.ERROR_ACC: word_bytes(ERROR_ACC_WIDTH)}[Region(region)]
+
+
+def learn_depth(core, region: int) -> int:
+    """Addresses of LEARN region `region`: first + count must not exceed it (MASK: the synapse
+    word addresses, which are also checked one by one like WRITE_WEIGHTS' words)."""
+    word_bits = (core.words_per_axon - 1).bit_length()
+    return {Region.REGISTERS: len(LearnReg), Region.MASK: core.n_axons << word_bits,
+            Region.PRE_TRACE: core.n_axons}.get(Region(region), core.n_neurons)

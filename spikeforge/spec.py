@@ -303,10 +303,14 @@ class ChipConfig:
     route_entries: int = 4096        #: destinations in the shared route list (1..65535)
     max_host_events: int = 4096      #: routed host-input events accepted per step (1..65535)
     host_buffer: int = 4096          #: output spikes the chip holds for the host (1..65535)
+    #: Cores built with the plasticity unit (`docs/plasticity.md`): True for every core, False
+    #: for none, or the core indices; stored as the sorted tuple of indices.
+    plastic: bool | tuple[int, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.core, CoreConfig):
             raise ValueError(f"core must be a CoreConfig, not {self.core!r}")
+        self._normalise_plastic()
         _check_range("n_cores", self.n_cores, 1, 16)
         _check_range("n_inputs", self.n_inputs, 0, 4096)
         _check_range("route_entries", self.route_entries, 1, 65535)
@@ -323,6 +327,29 @@ class ChipConfig:
                 f"route_entries + max_host_events ({self.route_entries + self.max_host_events})"
                 f" must not exceed the core's max_events_per_step "
                 f"({self.core.max_events_per_step})")
+
+    def _normalise_plastic(self):
+        plastic = self.plastic
+        if plastic is True or plastic is False:
+            plastic = tuple(range(self.n_cores)) if plastic else ()
+        try:
+            cores = tuple(sorted({int(c) for c in plastic}))
+        except (TypeError, ValueError):
+            raise ValueError(f"plastic must be True, False or core indices, not {plastic!r}") \
+                from None
+        if any(not 0 <= c < self.n_cores for c in cores):
+            raise ValueError(f"plastic core indices must be in 0..{self.n_cores - 1}, "
+                             f"not {plastic!r}")
+        if cores:
+            from .learning import plastic_config_error
+            problem = plastic_config_error(self.core)
+            if problem:
+                raise ValueError(f"the cores cannot be plastic: {problem}")
+        object.__setattr__(self, "plastic", cores)
+
+    def is_plastic(self, core: int) -> bool:
+        """Whether core `core` carries the plasticity unit."""
+        return core in self.plastic
 
     @property
     def n_sources(self) -> int:
