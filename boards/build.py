@@ -143,9 +143,9 @@ def build(board_name: str, chip: ChipConfig | None = None, *, clock_hz: float | 
         raise ValueError(f"unknown board {board_name!r}; choose one of {', '.join(BOARDS)}")
     board = BOARDS[board_name]
     chip = chip or board.chip
-    top = BoardTop(board, chip, clock_hz=clock_hz or board.target_hz, baud=baud)
     platform = board.make_platform()
     _check_spram(platform, chip)
+    top = BoardTop(board, chip, clock_hz=clock_hz or board.target_hz, baud=baud)
     build_dir = Path(build_dir) / board.name
     _tool_environment()
     log(f"building spikeforge for {board.name} ({platform.device}) in {build_dir} "
