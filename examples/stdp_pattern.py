@@ -45,7 +45,7 @@ PATTERN = 50         # steps (1 step = 1 ms)
 RATE = 0.025         # spikes per afferent per step (25 Hz)
 TEST_STEPS = 20_000  # the test after learning, learning off
 CHUNK = 5_000        # steps per point of the learning curve
-NEURONS = 4          # output neurons competing through lateral inhibition
+NEURONS = 6          # output neurons competing through lateral inhibition
 INH_FANOUT = 32      # recurrent axons per output neuron (the router's fan-out of its spike)
 INH_WEIGHT = -128    # fixed (mask 0) weight of a recurrent axon onto every other neuron
 RULE = dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE, factor_mode=FactorMode.ONE,
@@ -322,7 +322,7 @@ def plot(out, r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=150.0, help="learning time (s)")
-    parser.add_argument("--seed", type=int, default=5,
+    parser.add_argument("--seed", type=int, default=1,
                         help="input realization (pattern, times, noise) and initial weights")
     parser.add_argument("--threshold", type=int, default=PARAMS["threshold"])
     parser.add_argument("--neurons", type=int, default=NEURONS,

@@ -68,8 +68,9 @@ def test_dvs_readout_learns_directions_to_90_percent(dvs, tmp_path):
     assert dvs.accuracy(dvs.build_model(), data["test"]) < 0.4
 
 
-#: The STDP test's seeds and learning time (s): see docs/plasticity.md for all 8 seeds.
-STDP_SEEDS = (1, 2)
+#: The STDP test's seeds and learning time (s): each seed costs ~1 min (the model's stochastic
+#: rounding dominates), so one seed here; docs/plasticity.md has all 8 seeds at 150 s.
+STDP_SEEDS = (2,)
 STDP_SECONDS = 90
 
 
@@ -125,7 +126,7 @@ def test_stdp_some_neuron_becomes_selective_to_the_pattern(stdp, seed):
     """The example's network (NEURONS neurons with lateral inhibition), STDP_SECONDS of learning,
     then 20 s with learning off: the neuron chosen on the last learning chunk fires in >= 90 %
     of the presentations and at most 1 spike/s outside the pattern (and in at most 5 % of the
-    windows without it), where every untrained neuron fires in most windows without it."""
+    windows without it), where every untrained neuron fires more than 5 spikes/s outside it."""
     print(f"seed {seed}")
     result = stdp.learn(STDP_SECONDS, seed, progress=False)
     test = result["test"]
@@ -137,4 +138,4 @@ def test_stdp_some_neuron_becomes_selective_to_the_pattern(stdp, seed):
     untrained = stdp.learn(0, seed, progress=False)["tests"]
     print("untrained, spikes/s outside the pattern: "
           + ", ".join(f"{s.false_rate:.1f}" for s in untrained))
-    assert all(s.false_windows > 0.5 for s in untrained)
+    assert all(s.false_rate > 5 for s in untrained)
