@@ -272,8 +272,8 @@ def plot(out, r):
         for s in np.flatnonzero(spikes[t0:t0 + 400, k]):
             ax.axvline(s, color="tab:red" if k == best else "tab:blue",
                        lw=1.5 if k == best else 0.8, ls="-" if k == best else "--")
-    ax.set(title=f"after learning: input (pattern afferents first), pattern (orange), spikes of "
-                 f"neuron {best} (red) and the others (blue)", xlabel="step (ms)",
+    ax.set(title=f"after learning: input (pattern afferents first), pattern (orange),\n"
+                 f"spikes of neuron {best} (red) and of the others (blue)", xlabel="step (ms)",
            ylabel="afferent")
     ax.title.set_fontsize(9)
     ax = axes[0, 1]
