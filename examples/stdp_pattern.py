@@ -23,7 +23,7 @@ runs the first STEPS steps on the gateware under Verilator and checks every weig
 step (the recurrent axons driven by the model's spikes of the step before, as input events:
 what the router delivers). Writes `docs/img/stdp_pattern.png` and prints the figures of merit.
 
-    python examples/stdp_pattern.py [--seconds 150] [--seed 1] [--neurons 4] [--rtl 200]
+    python examples/stdp_pattern.py [--seconds 150] [--seed 1] [--neurons 6] [--rtl 200]
 """
 
 from __future__ import annotations
