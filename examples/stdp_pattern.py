@@ -1,23 +1,29 @@
 """STDP finds a repeating spike pattern hidden in noise (Masquelier, Guyonneau & Thorpe 2008).
 
-One LIF neuron listens to A afferents that fire as Poisson noise. Half of them repeat one frozen
-50-step spike pattern at random times (a quarter of the 50-step windows, never twice in a row);
-in between, and for the other half all the time, they fire at the same rate, so the pattern is
-invisible in the rates. Pair-based STDP on the chip (`docs/plasticity.md`: PRE TRACE, POST
-SPIKE, FACTOR ONE, DEPRESSION) is the only learning; with `--anneal` the host also rewrites rule
-registers on a fixed schedule (`ANNEAL`), never anything that depends on where the pattern is.
-The goal (as in the paper): after learning (tested with learning off) the neuron fires inside the
-pattern in >= 90 % of presentations and rarely outside it (below 1 spike/s). The potentiation
-window is short (X_DECAY 226, tau ~ 8.5 steps, X_INC 240) next to the depression window (tau ~ 36
-steps): with it the neuron can reach the selective state and keep it for tens of seconds.
-Status, see `docs/plasticity.md`: reached for some seeds (the figure's and the test's), not for
-others, where the neuron keeps firing 10-20 spikes/s outside the pattern.
+A few LIF neurons (`NEURONS`) listen to A afferents that fire as Poisson noise. Half of them
+repeat one frozen 50-step spike pattern at random times (a quarter of the 50-step windows, never
+twice in a row); in between, and for the other half all the time, they fire at the same rate, so
+the pattern is invisible in the rates. Pair-based STDP on the chip (`docs/plasticity.md`: PRE
+TRACE, POST SPIKE, FACTOR ONE, DEPRESSION) is the only learning; with `--anneal` the host also
+rewrites rule registers on a fixed schedule (`ANNEAL`), never anything that depends on where the
+pattern is. The potentiation window is short (X_DECAY 226, tau ~ 8.5 steps, X_INC 240) next to
+the depression window (tau ~ 36 steps).
+
+The neurons compete through lateral inhibition, as in Masquelier & Thorpe's competitive
+networks, built the way the chip builds recurrence: the router delivers each output spike of
+step t to `INH_FANOUT` axons of the same core at step t + 1, whose weights are fixed (mask 0,
+never learned) and negative (`INH_WEIGHT`) onto every other neuron. `run_network` feeds the
+core model exactly those events. The goal (as in the paper): after learning (tested with
+learning off) some neuron fires inside the pattern in >= 90 % of presentations and rarely
+outside it (at most 1 spike/s). The neuron reported is chosen on the last learning chunk,
+before the test. Status over seeds: see `docs/plasticity.md`.
 
 Runs on the golden model (`PlasticCoreModel`, bit-exact with the gateware); `--rtl STEPS` also
 runs the first STEPS steps on the gateware under Verilator and checks every weight after every
-step. Writes `docs/img/stdp_pattern.png` and prints the figures of merit.
+step (the recurrent axons driven by the model's spikes of the step before, as input events:
+what the router delivers). Writes `docs/img/stdp_pattern.png` and prints the figures of merit.
 
-    python examples/stdp_pattern.py [--seconds 150] [--seed 5] [--rtl 200]
+    python examples/stdp_pattern.py [--seconds 150] [--seed 1] [--neurons 6] [--rtl 200]
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ PATTERN = 50         # steps (1 step = 1 ms)
 RATE = 0.025         # spikes per afferent per step (25 Hz)
 TEST_STEPS = 20_000  # the test after learning, learning off
 CHUNK = 5_000        # steps per point of the learning curve
-CFG = CoreConfig(n_neurons=1, n_axons=A, weights_per_word=1)
+NEURONS = 6          # output neurons competing through lateral inhibition
+INH_FANOUT = 32      # recurrent axons per output neuron (the router's fan-out of its spike)
+INH_WEIGHT = -128    # fixed (mask 0) weight of a recurrent axon onto every other neuron
 RULE = dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE, factor_mode=FactorMode.ONE,
             depression=1, m_unit=1, shift=7, x_decay=226, x_inc=240, y_decay=249, y_inc=75,
             w_min=0, w_max=127)
@@ -84,11 +92,31 @@ def make_input(seed: int, steps: int):
     return raster, np.array(starts, dtype=np.int64), involved
 
 
-def build_model(rng, params=None, rule=None):
-    params = NeuronParams.uniform(CFG, **(params or PARAMS))
-    weights = rng.integers(*INITIAL_WEIGHTS, (A, 1))
-    model = PlasticCoreModel(CFG, params, weights)
-    model.set_mask(np.ones((A, 1), dtype=bool))
+def core_config(neurons: int, fanout: int) -> CoreConfig:
+    """The core: A input axons, then `fanout` recurrent axons per output neuron."""
+    return CoreConfig(n_neurons=neurons, n_axons=A + neurons * fanout, weights_per_word=1)
+
+
+def recurrent_axons(spiking, fanout: int):
+    """The axons the router delivers neuron spikes to at the next step (`fanout` per neuron)."""
+    spiking = np.asarray(spiking, dtype=np.int64)
+    return (A + spiking[:, None] * fanout + np.arange(fanout)[None, :]).ravel()
+
+
+def build_model(rng, params=None, rule=None, neurons=NEURONS, fanout=INH_FANOUT,
+                inh_weight=INH_WEIGHT):
+    """The plastic core: random plastic input weights, fixed lateral inhibition (mask 0)."""
+    cfg = core_config(neurons, fanout)
+    params = NeuronParams.uniform(cfg, **(params or PARAMS))
+    weights = np.zeros((cfg.n_axons, neurons), dtype=np.int64)
+    weights[:A] = rng.integers(*INITIAL_WEIGHTS, (A, neurons))
+    for k in range(neurons):
+        weights[recurrent_axons([k], fanout)] = inh_weight
+        weights[recurrent_axons([k], fanout), k] = 0      # no self-inhibition
+    model = PlasticCoreModel(cfg, params, weights)
+    mask = np.zeros((cfg.n_axons, neurons), dtype=bool)
+    mask[:A] = True
+    model.set_mask(mask)
     model.seed(LFSR_SEED)
     model.configure(**(rule or RULE))
     return model
@@ -110,42 +138,82 @@ def score(spikes, starts) -> Score:
                  presentations=int(has_pattern.sum()), windows=int(len(outside)))
 
 
+def run_network(model, raster, fanout: int, previous=(), events=None):
+    """Run one step per row of `raster`; return (spikes T x N bool, the last step's spike ids).
+
+    Step t's output spikes reach the recurrent axons at step t + 1 (`recurrent_axons`), after
+    the step's input events, as the router delivers them on the chip; `previous` are the spike
+    ids of the step before `raster`'s first. With `events` (a list), append each step's axons."""
+    spikes = np.zeros((len(raster), model.cfg.n_neurons), dtype=bool)
+    previous = np.asarray(previous, dtype=np.int64)
+    for t, row in enumerate(raster):
+        axons = np.concatenate([np.flatnonzero(row), recurrent_axons(previous, fanout)])
+        if events is not None:
+            events.append(axons)
+        model.events(axons)
+        previous = model.tick()
+        spikes[t, previous] = True
+    return spikes, previous
+
+
+def best_neuron(spikes, starts) -> int:
+    """The neuron that marks the pattern best: most hits minus windows without it that it hits."""
+    scores = [score(spikes[:, k], starts) for k in range(spikes.shape[1])]
+    return int(np.argmax([s.hits - s.false_windows for s in scores]))
+
+
 def learn(seconds: float, seed: int, *, params=None, rule=None, schedule=(),
+          neurons: int = NEURONS, fanout: int = INH_FANOUT, inh_weight: int = INH_WEIGHT,
           rtl_steps: int = 0, progress: bool = True):
-    """Learn for `seconds`, then test with learning off; return a dict of the results."""
+    """Learn for `seconds`, then test with learning off; return a dict of the results.
+
+    The neuron reported (`best`) is chosen on the last learning chunk (learning on), before the
+    test, so the test's numbers are not a pick among the test's own outcomes."""
     learn_steps = int(seconds * 1000) // CHUNK * CHUNK
     raster, starts, involved = make_input(seed, learn_steps + TEST_STEPS)
-    model = build_model(np.random.default_rng([seed, 1]), params, rule)
-    initial = model.weights[:, 0].copy()
+    model = build_model(np.random.default_rng([seed, 1]), params, rule, neurons, fanout,
+                        inh_weight)
+    initial = model.weights[:A].copy()
     if rtl_steps:
-        check_on_gateware(model, raster[:rtl_steps], seed)
+        check_on_gateware(build_model(np.random.default_rng([seed, 1]), params, rule, neurons,
+                                      fanout, inh_weight), raster[:rtl_steps], seed, fanout)
     writes = {int(f * learn_steps) // CHUNK * CHUNK: regs for f, regs in schedule}
-    spikes = np.zeros(len(raster), dtype=bool)
+    spikes = np.zeros((len(raster), neurons), dtype=bool)
     curve = []
+    previous = ()
     model.configure(enable=1)
     bar = tqdm(total=learn_steps // 1000, unit="s", desc="learning (simulated s)",
                disable=not progress)
     for t0 in range(0, learn_steps, CHUNK):
         if t0 in writes:
             model.configure(**writes[t0])
-        spikes[t0:t0 + CHUNK] = model.run(raster[t0:t0 + CHUNK])[:, 0]
+        spikes[t0:t0 + CHUNK], previous = run_network(model, raster[t0:t0 + CHUNK], fanout,
+                                                      previous)
         here = starts[(starts >= t0) & (starts < t0 + CHUNK)] - t0
-        s = score(spikes[t0:t0 + CHUNK], here)
-        curve.append((t0 + CHUNK, s.hits, s.false_rate))
+        chunk = [score(spikes[t0:t0 + CHUNK, k], here) for k in range(neurons)]
+        curve.append((t0 + CHUNK, [s.hits for s in chunk], [s.false_rate for s in chunk]))
+        lead = chunk[best_neuron(spikes[t0:t0 + CHUNK], here)]
         bar.update(CHUNK // 1000)
-        bar.set_postfix(hits=f"{s.hits:.0%}", outside=f"{s.false_rate:.1f}/s")
+        bar.set_postfix(hits=f"{lead.hits:.0%}", outside=f"{lead.false_rate:.1f}/s")
     bar.close()
+    last = learn_steps - CHUNK
+    best = (best_neuron(spikes[last:learn_steps], starts[(starts >= last) & (starts <
+                                                                             learn_steps)] - last)
+            if learn_steps else 0)
     model.configure(enable=0)
-    spikes[learn_steps:] = model.run(raster[learn_steps:])[:, 0]
-    test = score(spikes[learn_steps:], starts[starts >= learn_steps] - learn_steps)
-    return dict(test=test, curve=curve, raster=raster, starts=starts, involved=involved,
-                schedule=schedule,
-                spikes=spikes, initial=initial, final=model.weights[:, 0].copy(),
-                learn_steps=learn_steps)
+    spikes[learn_steps:], _ = run_network(model, raster[learn_steps:], fanout, previous)
+    test_starts = starts[starts >= learn_steps] - learn_steps
+    tests = [score(spikes[learn_steps:, k], test_starts) for k in range(neurons)]
+    return dict(test=tests[best], tests=tests, best=best, curve=curve, raster=raster,
+                starts=starts, involved=involved, schedule=schedule, spikes=spikes,
+                initial=initial, final=model.weights[:A].copy(), learn_steps=learn_steps)
 
 
-def check_on_gateware(model, raster, seed: int):
-    """Run the first steps on the gateware; the bench compares every weight after every step."""
+def check_on_gateware(model, raster, seed: int, fanout: int):
+    """Run the first steps on the gateware; the bench compares every weight after every step.
+
+    The recurrent axons are driven by the golden model's own spikes of the previous step, as
+    input events: what the router would deliver on the chip."""
     from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
     from spikeforge.learning import Reg
 
@@ -154,22 +222,34 @@ def check_on_gateware(model, raster, seed: int):
                if reg not in (Reg.ENABLE, Reg.SEED_LO, Reg.SEED_HI, Reg.LFSR_LO, Reg.LFSR_HI,
                               Reg.EPOCH)]
     writes += [(0, Reg.ENABLE, 1)]
-    events = [np.flatnonzero(row) for row in raster]
-    scenario = make_plastic_scenario(model.params, model.weights, model.mask, events, writes,
-                                     seed=seed, check_every=1)
-    result = run_plastic_scenario(CFG, scenario)
+    params, weights, mask = model.params, model.weights.copy(), model.mask.copy()
+    events = []
+    model.configure(enable=1)
+    spikes, _ = run_network(model, raster, fanout, events=events)
+    scenario = make_plastic_scenario(params, weights, mask, events, writes, seed=seed,
+                                     check_every=1)
+    result = run_plastic_scenario(model.cfg, scenario)
     updates = int(result["updates"].sum())
-    print(f"gateware: {len(raster)} steps, {updates} synapse updates, every weight equal to "
-          f"the golden model's after every step")
+    print(f"gateware: {len(raster)} steps, {updates} synapse updates, "
+          f"{int(spikes.sum())} output spikes fed back to {fanout} inhibitory axons each, every "
+          f"weight equal to the golden model's after every step")
     return updates
 
 
 def report(result) -> str:
-    t = result["test"]
+    t, best = result["test"], result["best"]
+    others = ", ".join(f"{s.hits:.0%} / {s.false_rate:.1f}" for k, s in enumerate(result["tests"])
+                       if k != best)
     return (f"test (learning off, {TEST_STEPS / 1000:.0f} s, {t.presentations} presentations): "
-            f"fires inside the pattern in {t.hits:.1%} of presentations; outside it "
-            f"{t.false_rate:.2f} spikes/s, a spike in {t.false_windows:.1%} of the {t.windows} "
-            f"windows without the pattern")
+            f"neuron {best} (chosen on the last learning chunk) fires inside the pattern in "
+            f"{t.hits:.1%} of presentations; outside it {t.false_rate:.2f} spikes/s, a spike in "
+            f"{t.false_windows:.1%} of the {t.windows} windows without the pattern"
+            + (f"; the other neurons (hits / outside): {others}" if others else ""))
+
+
+def selective(score: Score) -> bool:
+    """The paper's goal: >= 90 % of the presentations, at most 1 spike/s outside the pattern."""
+    return score.hits >= 0.9 and score.false_rate <= 1.0
 
 
 def plot(out, r):
@@ -178,7 +258,7 @@ def plot(out, r):
     import matplotlib.pyplot as plt
 
     raster, starts, involved, spikes = r["raster"], r["starts"], r["involved"], r["spikes"]
-    t = r["test"]
+    t, best = r["test"], r["best"]
     fig, axes = plt.subplots(2, 2, figsize=(12, 7))
     ax = axes[0, 0]
     t0 = r["learn_steps"] + 1000
@@ -188,36 +268,50 @@ def plot(out, r):
     ax.scatter(ts, ks, s=0.5, c="k")
     for s in starts[(starts >= t0) & (starts < t0 + 400)] - t0:
         ax.axvspan(s, s + PATTERN, color="tab:orange", alpha=0.3)
-    for s in np.flatnonzero(spikes[t0:t0 + 400]):
-        ax.axvline(s, color="tab:red", lw=1.5)
-    ax.set(title="after learning: input (pattern afferents first), pattern (orange), "
-                 "output spikes (red)", xlabel="step (ms)", ylabel="afferent")
+    for k in range(spikes.shape[1]):
+        for s in np.flatnonzero(spikes[t0:t0 + 400, k]):
+            ax.axvline(s, color="tab:red" if k == best else "tab:blue",
+                       lw=1.5 if k == best else 0.8, ls="-" if k == best else "--")
+    ax.set(title=f"after learning: input (pattern afferents first), pattern (orange),\n"
+                 f"spikes of neuron {best} (red) and of the others (blue)", xlabel="step (ms)",
+           ylabel="afferent")
     ax.title.set_fontsize(9)
     ax = axes[0, 1]
-    steps, hit, false = np.array(r["curve"]).T
-    ax.plot(steps / 1000, hit * 100, label="presentations with a spike (%)")
-    ax.plot(steps / 1000, false, label="spikes/s outside the pattern")
+    steps = np.array([c[0] for c in r["curve"]]) / 1000
+    hits = np.array([c[1] for c in r["curve"]]) * 100
+    false = np.array([c[2] for c in r["curve"]])
+    for k in range(hits.shape[1]):
+        if k != best:
+            ax.plot(steps, hits[:, k], color="tab:blue", alpha=0.25, lw=0.8)
+            ax.plot(steps, false[:, k], color="tab:orange", alpha=0.25, lw=0.8)
+    ax.plot(steps, hits[:, best], color="tab:blue",
+            label=f"neuron {best}: presentations with a spike (%)")
+    ax.plot(steps, false[:, best], color="tab:orange",
+            label=f"neuron {best}: spikes/s outside the pattern")
     for f, _ in r["schedule"]:
         ax.axvline(f * r["learn_steps"] / 1000, color="grey", ls=":", lw=1)
     note = "; dotted: host rewrites registers" if r["schedule"] else ""
-    ax.set(title=f"learning curve ({CHUNK // 1000} s windows{note})",
+    ax.set(title=f"learning curve ({CHUNK // 1000} s windows; faint: the other neurons{note})",
            xlabel="time (s)", ylim=(0, None))
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     ax = axes[1, 0]
     mask = np.zeros(A, dtype=bool)
     mask[involved] = True
-    ax.hist([r["final"][mask], r["final"][~mask]], bins=32, label=["pattern afferents", "others"])
-    ax.hist(r["initial"], bins=32, histtype="step", color="k", label="initial")
-    ax.set(title="final weights", xlabel="weight", ylabel="afferents")
+    final = r["final"][:, best]
+    ax.hist([final[mask], final[~mask]], bins=32, label=["pattern afferents", "others"])
+    ax.hist(r["initial"][:, best], bins=32, histtype="step", color="k", label="initial")
+    ax.set(title=f"final input weights of neuron {best}", xlabel="weight", ylabel="afferents")
     ax.legend(fontsize=8)
     ax = axes[1, 1]
     ax.axis("off")
-    ax.text(0, 0.5, f"test with learning off ({TEST_STEPS / 1000:.0f} s):\n"
-                    f"{t.hits:.1%} of {t.presentations} presentations get a spike\n"
-                    f"{t.false_rate:.2f} spikes/s outside the pattern\n"
-                    f"{t.false_windows:.1%} of {t.windows} windows without the pattern "
-                    f"get a spike", fontsize=12)
+    lines = [f"test with learning off ({TEST_STEPS / 1000:.0f} s), neuron {best}:",
+             f"{t.hits:.1%} of {t.presentations} presentations get a spike",
+             f"{t.false_rate:.2f} spikes/s outside the pattern",
+             f"{t.false_windows:.1%} of {t.windows} windows without the pattern get a spike",
+             "", "all neurons (hits / spikes/s outside):"]
+    lines += [f"  {k}: {s.hits:.0%} / {s.false_rate:.2f}" for k, s in enumerate(r["tests"])]
+    ax.text(0, 0.5, "\n".join(lines), fontsize=11, va="center")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
@@ -228,9 +322,13 @@ def plot(out, r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=150.0, help="learning time (s)")
-    parser.add_argument("--seed", type=int, default=5,
+    parser.add_argument("--seed", type=int, default=1,
                         help="input realization (pattern, times, noise) and initial weights")
     parser.add_argument("--threshold", type=int, default=PARAMS["threshold"])
+    parser.add_argument("--neurons", type=int, default=NEURONS,
+                        help="output neurons with lateral inhibition (1: a single neuron)")
+    parser.add_argument("--fanout", type=int, default=INH_FANOUT,
+                        help=f"inhibitory axons per neuron (weight {INH_WEIGHT} each)")
     parser.add_argument("--anneal", action="store_true",
                         help="after half the learning time: Y_INC 85, SHIFT 8 (see ANNEAL)")
     parser.add_argument("--rtl", type=int, default=0, metavar="STEPS",
@@ -239,11 +337,11 @@ def main(argv=None):
                         default=Path(__file__).resolve().parents[1] / "docs/img/stdp_pattern.png")
     args = parser.parse_args(argv)
     result = learn(args.seconds, args.seed, params=dict(PARAMS, threshold=args.threshold),
-                   schedule=ANNEAL if args.anneal else (), rtl_steps=args.rtl)
+                   schedule=ANNEAL if args.anneal else (), neurons=args.neurons,
+                   fanout=args.fanout, rtl_steps=args.rtl)
     print(report(result))
     plot(args.out, result)
-    t = result["test"]
-    return 0 if t.hits >= 0.9 and t.false_rate < 1.0 else 1
+    return 0 if selective(result["test"]) else 1
 
 
 if __name__ == "__main__":

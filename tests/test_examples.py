@@ -68,6 +68,12 @@ def test_dvs_readout_learns_directions_to_90_percent(dvs, tmp_path):
     assert dvs.accuracy(dvs.build_model(), data["test"]) < 0.4
 
 
+#: The STDP test's seeds and learning time (s): each seed costs ~1 min (the model's stochastic
+#: rounding dominates), so one seed here; docs/plasticity.md has all 8 seeds at 150 s.
+STDP_SEEDS = (2,)
+STDP_SECONDS = 90
+
+
 @pytest.fixture(scope="module")
 def stdp():
     return example("stdp_pattern")
@@ -85,19 +91,51 @@ def test_stdp_score_counts_hits_and_false_alarms(stdp):
     assert s.false_windows == pytest.approx(2 / 5)       # windows 1 and 6
 
 
-def test_stdp_neuron_becomes_selective_to_the_pattern(stdp):
-    """The example's input (seed 5), 90 s of learning, then 20 s with learning off: the neuron
-    fires in >= 90 % of the presentations and at most 1 spike/s outside the pattern (and in at
-    most 5 % of the windows without it), where the untrained neuron fires all the time."""
-    seed = 5
+def test_stdp_inhibition_is_fixed_and_arrives_one_step_later(stdp):
+    """The lateral inhibition as the chip's router builds it: neuron k's spike at step t is an
+    event on its INH_FANOUT recurrent axons at step t + 1, weighted INH_WEIGHT onto every other
+    neuron and 0 onto itself; those synapses are not plastic and never change while learning."""
+    seed = 3
     print(f"seed {seed}")
-    result = stdp.learn(90, seed, progress=False)
+    raster, _, _ = stdp.make_input(seed, 300)
+    model = stdp.build_model(np.random.default_rng(seed))
+    inhibitory = model.weights[stdp.A:].copy()
+    model.configure(enable=1)
+    events = []
+    spikes, last = stdp.run_network(model, raster, stdp.INH_FANOUT, events=events)
+    assert spikes.sum() > 10                 # untrained neurons fire: the loop is exercised
+    for t in range(len(raster)):
+        fed_back = np.sort(events[t][events[t] >= stdp.A])
+        before = np.flatnonzero(spikes[t - 1]) if t else np.array([], dtype=np.int64)
+        assert np.array_equal(fed_back, np.sort(stdp.recurrent_axons(before, stdp.INH_FANOUT)))
+        assert np.array_equal(np.sort(events[t][events[t] < stdp.A]), np.flatnonzero(raster[t]))
+    assert np.array_equal(last, np.flatnonzero(spikes[-1]))
+    assert not model.mask[stdp.A:].any()
+    assert np.array_equal(model.weights[stdp.A:], inhibitory)
+    for k in range(stdp.NEURONS):
+        rows = stdp.recurrent_axons([k], stdp.INH_FANOUT) - stdp.A
+        assert (inhibitory[rows, k] == 0).all()
+        assert (np.delete(inhibitory[rows], k, axis=1) == stdp.INH_WEIGHT).all()
+    assert model.updates > 0 and not np.array_equal(model.weights[:stdp.A],
+                                                    stdp.build_model(np.random.default_rng(
+                                                        seed)).weights[:stdp.A])
+
+
+@pytest.mark.parametrize("seed", STDP_SEEDS)
+def test_stdp_some_neuron_becomes_selective_to_the_pattern(stdp, seed):
+    """The example's network (NEURONS neurons with lateral inhibition), STDP_SECONDS of learning,
+    then 20 s with learning off: the neuron chosen on the last learning chunk fires in >= 90 %
+    of the presentations and at most 1 spike/s outside the pattern (and in at most 5 % of the
+    windows without it), where every untrained neuron fires more than 5 spikes/s outside it."""
+    print(f"seed {seed}")
+    result = stdp.learn(STDP_SECONDS, seed, progress=False)
     test = result["test"]
     print(stdp.report(result))
     assert test.presentations > 80
     assert test.hits >= 0.9, f"seed {seed}: hits {test.hits:.1%} < 90 %"
     assert test.false_rate <= 1.0, f"seed {seed}: {test.false_rate:.2f} spikes/s outside"
     assert test.false_windows <= 0.05
-    untrained = stdp.learn(0, seed, progress=False)["test"]
-    print(f"untrained: {untrained.false_rate:.1f} spikes/s outside the pattern")
-    assert untrained.false_rate > 20
+    untrained = stdp.learn(0, seed, progress=False)["tests"]
+    print("untrained, spikes/s outside the pattern: "
+          + ", ".join(f"{s.false_rate:.1f}" for s in untrained))
+    assert all(s.false_rate > 5 for s in untrained)
