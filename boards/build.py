@@ -297,6 +297,9 @@ def add_parser(subparsers) -> None:
                    help="output folder (default build/; the board's name is appended)")
     p.add_argument("--program", action="store_true",
                    help="program the board with openFPGALoader or iceprog afterwards")
+    p.add_argument("--area", action="store_true",
+                   help="only synthesise (no place and route) and print the resources of "
+                        "every block: which to shrink when a design does not fit")
     p.set_defaults(func=_run)
 
 
@@ -306,6 +309,8 @@ def _run(args) -> int:
                        k=args.k, weight_width=args.weight_width, inputs=args.inputs,
                        route_entries=args.route_entries, host_buffer=args.host_buffer,
                        plastic=args.plastic)
+    if args.area:
+        return _run_area(args.board, chip, args.build_dir)
     try:
         result = build(args.board, chip,
                        clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
@@ -315,7 +320,23 @@ def _run(args) -> int:
             program(result)
     except (BuildFailed, RuntimeError) as exc:
         print(f"spikeforge build: FAILED\n{exc}", file=sys.stderr)
+        if "no BELs remaining" in str(exc) or "the device has" in str(exc):
+            print("(`spikeforge build ... --area` shows which blocks use what)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_area(board_name: str, chip: ChipConfig, build_dir: Path) -> int:
+    from .area import area
+    try:
+        report = area(board_name, chip, build_dir=build_dir)
+    except subprocess.CalledProcessError:
+        print(f"spikeforge build --area: Yosys failed; see {build_dir}/{board_name}-area/"
+              f"area.log", file=sys.stderr)
+        return 1
+    print(f"resources per block of spikeforge on {report.board} ({report.device}), from Yosys "
+          f"without flattening (the full build packs and optimises across blocks):")
+    print(report.table())
     return 0
 
 

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from spikeforge.boards import build as B
+from spikeforge.boards.area import rollup
 from spikeforge.boards.pll import ecp5_pll, ice40_pll
 from spikeforge.boards.top import uart_divisor
 from spikeforge.cli import main
@@ -111,6 +112,41 @@ def test_build_refuses_a_synapse_memory_larger_than_the_sprams(capsys):
 def test_build_refuses_an_unknown_board():
     with pytest.raises(SystemExit):
         main(["build", "--board", "nosuchboard"])
+
+
+def test_area_rollup_classifies_cells_per_block():
+    modules = {
+        "top": {"SB_LUT4": 5, "SB_PLL40_PAD": 1, "top.chip": 1, "top.pin_led_0": 1},
+        "top.pin_led_0": {},
+        "top.pin_led_0.buf": {"SB_LUT4": 1},
+        "top.chip": {"SB_LUT4": 100, "SB_CARRY": 20, "SB_DFFESR": 7, "SB_DFF": 3,
+                     "SB_MAC16": 1, "top.chip.core0": 1},
+        "top.chip.core0": {"SB_RAM40_4K": 4, "SB_SPRAM256KA": 2},
+        "top.chip.empty": {"top.chip.empty.x": 1},
+    }
+    blocks = rollup("iCE40", modules)
+    assert list(blocks) == ["board", "chip", "chip.core0"]      # no resources: left out
+    assert blocks["board"]["LUT4"] == 6                            # the top and its pins
+    assert blocks["chip"] == {"LUT4": 100, "carry": 20, "FF": 10, "BRAM": 0, "SPRAM": 0,
+                              "DSP": 1}
+    assert (blocks["chip.core0"]["BRAM"], blocks["chip.core0"]["SPRAM"]) == (4, 2)
+
+
+def test_area_of_a_small_plastic_chip(tmp_path, capsys):
+    # Yosys without flattening (~40 s): every block of the design gets its own row.
+    assert main(["build", "--board", "icebreaker", "--neurons", "16", "--axons", "16",
+                 "--inputs", "16", "--plastic", "--area", "--build-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    cells = [[c.strip(" *") for c in line.strip().strip("|").split("|")]
+             for line in out.splitlines() if line.startswith("| ")]
+    rows = {row[0]: [int(n) for n in row[2:]] for row in cells[1:]
+            if all(n.isdigit() for n in row[2:])}
+    lut4, _, _, bram, spram, dsp = rows["chip.chip.core0.plasticity"]
+    assert lut4 > 500 and bram > 0 and dsp > 0 and spram == 0
+    total = rows.pop("total")
+    assert total[4] == 3        # synapses, receive and transmit frame buffers: one SPRAM each
+    assert total == [sum(column) for column in zip(*rows.values())]
+    assert (tmp_path / "icebreaker-area" / "stat.json").exists()
 
 
 # Real builds ---------------------------------------------------------------------------------
