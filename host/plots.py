@@ -9,12 +9,27 @@ import numpy as np
 __all__ = ["save_raster", "save_run_plot"]
 
 
-def save_raster(path, step_events, n_axons: int, spikes: np.ndarray, *, title: str = "") -> Path:
-    """Save a two-panel PNG: input events (axon vs step) above output spikes (neuron vs step)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _finish(fig, path: Path, title: str, dpi: int) -> Path:
+    """Title, lay out, save and close `fig`; return `path`."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
+def save_raster(path, step_events, n_axons: int, spikes: np.ndarray, *, title: str = "") -> Path:
+    """Save a two-panel PNG: input events (axon vs step) above output spikes (neuron vs step)."""
+    plt = _pyplot()
     path = Path(path)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True,
                                       gridspec_kw={"height_ratios": [1, 1.3]})
@@ -29,12 +44,7 @@ def save_raster(path, step_events, n_axons: int, spikes: np.ndarray, *, title: s
     bottom.set_ylabel("output neuron")
     bottom.set_xlabel("time step")
     bottom.set_ylim(-0.5, spikes.shape[1] - 0.5)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, title, dpi=110)
 
 
 def save_run_plot(path, input_counts: np.ndarray, spikes: dict, sizes: dict, dt_us: int, *,
@@ -45,10 +55,7 @@ def save_run_plot(path, input_counts: np.ndarray, spikes: dict, sizes: dict, dt_
     `input_counts`: events sent per step; `spikes`: population -> (n, 2) (step, neuron);
     `sizes`: population -> neurons.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     path = Path(path)
     names = list(spikes)
     ratios = [1] + [2 if sizes[n] > 8 else 1 for n in names] + [1]
@@ -72,9 +79,4 @@ def save_run_plot(path, input_counts: np.ndarray, spikes: dict, sizes: dict, dt_
     rate_ax.set_xlabel("time (ms)")
     if names:
         rate_ax.legend(loc="upper right", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(fig, path, title, dpi=100)

@@ -26,7 +26,7 @@ from cocotb.triggers import RisingEdge, Timer
 
 from spikeforge import protocol as P
 
-from .rtlsim import high
+from .rtlsim import high, hold_reset
 
 CLOCK_NS = 10
 
@@ -160,12 +160,7 @@ async def serve(dut):
     # The clock toggles in the simulator's C++ layer ("gpi"): Python is not woken for edges
     # nobody awaits, which makes the idle slices cheap.
     Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await hold_reset(dut, 2, idle=("i__valid", "o__ready"))
     await RisingEdge(dut.clk)
     ready_path = os.environ.get("SPIKEFORGE_BOARD_READY")
     if ready_path:

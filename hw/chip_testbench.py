@@ -14,7 +14,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from .rtlsim import high
+from .rtlsim import high, hold_reset
 
 
 @cocotb.test()
@@ -32,10 +32,7 @@ async def byte_exchange(dut):
     dut.o__ready.value = 0
     dut.uart_framing_errors.value = 0
     dut.uart_overflows.value = 0
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await hold_reset(dut, 2)
     result, cycles, request_cycles = {}, 0, []
     for r in range(len(offsets) - 1):
         started = cycles
@@ -90,10 +87,7 @@ class _UARTHost:
     async def reset(self):
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
         self.dut.rx.value = 1
-        self.dut.rst.value = 1
-        await RisingEdge(self.dut.clk)
-        await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await hold_reset(self.dut, 2)
 
     async def cycle(self):
         await RisingEdge(self.dut.clk)

@@ -21,7 +21,7 @@ from cocotb.triggers import RisingEdge
 from spikeforge import protocol as P
 
 from .framing import FrameReceiver, FrameTransmitter
-from .rtlsim import high
+from .rtlsim import high, hold_reset
 
 
 class FrameEcho(wiring.Component):
@@ -118,12 +118,7 @@ async def echo_traffic(dut):
     rng = random.Random(seed)
     sent, expected = make_traffic(rng, count)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await hold_reset(dut, 2, idle=("i__valid", "o__ready"))
     received = bytearray()
     index, valid, ready = 0, False, False
     cycles = 0

@@ -15,7 +15,7 @@ from cocotb.triggers import RisingEdge
 
 from spikeforge import protocol as P
 
-from .rtlsim import high
+from .rtlsim import high, hold_reset
 
 
 def expected_outputs(index, dests, sources, n_sources):
@@ -47,13 +47,8 @@ async def route_traffic(dut):
     want_events, want_host, want_bad = expected_outputs(index, dests, sources, len(index))
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for name in ("i_source__valid", "o_event__ready", "o_host__ready", "index__w_en",
-                 "dest__w_en"):
-        getattr(dut, name).value = 0
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await hold_reset(dut, 2, idle=("i_source__valid", "o_event__ready", "o_host__ready",
+                                   "index__w_en", "dest__w_en"))
     for addr, (start, count) in enumerate(index):          # fill the tables
         dut.index__addr.value, dut.index__w_data.value = addr, start | (count << 16)
         dut.index__w_en.value = 1

@@ -343,6 +343,18 @@ def high(handle) -> bool:
     return value.is_resolvable and bool(value)
 
 
+async def hold_reset(dut, cycles: int = 2, *, idle=()):
+    """In a cocotb test: drive the inputs named in `idle` to 0, hold `dut.rst` for `cycles`
+    rising clock edges, release it (right after the last edge). The clock must be running."""
+    from cocotb.triggers import RisingEdge
+    for name in idle:
+        getattr(dut, name).value = 0
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
 def serve_board(cfg, listen: str = "socket:127.0.0.1:0", *, ready_file=None, once=False,
                 uart_divisor: int | None = None):
     """Run the simulated board (`SimBoard`: the chip gateware behind byte FIFOs) until stopped.

@@ -41,7 +41,7 @@ from .layouts import (
     spike_layout,
     unpack,
 )
-from .rtlsim import high
+from .rtlsim import high, hold_reset
 from .synapse import synapse_word_bits
 
 
@@ -65,12 +65,8 @@ class StreamBench:
 
     async def reset(self):
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        for name in ("i_cmd__valid", "i_cfg__valid", "o_spike__ready", "o_cfg__ready"):
-            getattr(self.dut, name).value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await hold_reset(self.dut, 3, idle=("i_cmd__valid", "i_cfg__valid", "o_spike__ready",
+                                            "o_cfg__ready"))
 
     def _ready_this_cycle(self) -> bool:
         return self.stall_prob == 0 or self.timing.random() >= self.stall_prob

@@ -25,6 +25,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from .rtlsim import hold_reset
+
 
 def _fail(message: str):
     raise AssertionError(message)
@@ -64,13 +66,7 @@ class UARTBench:
         dut = self.dut
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         dut.rx.value = 1
-        dut.tx_i__valid.value = 0
-        dut.tx_i__payload.value = 0
-        dut.rx_o__ready.value = 0
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        await hold_reset(dut, 3, idle=("tx_i__valid", "tx_i__payload", "rx_o__ready"))
 
     async def cycle(self):
         dut = self.dut
