@@ -289,8 +289,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plastic", action="store_true", default=None,
                    help="build every core with the plasticity unit (docs/plasticity.md)")
     p.add_argument("--clock-mhz", type=float,
-                   help="core clock (default: the board's, 16.875 MHz on iCEBreaker, 30 on "
-                        "ULX3S)")
+                   help="core clock (default: the board's: " + ", ".join(
+                       f"{b.target_hz / 1e6:g} MHz on {b.name}" for b in BOARDS.values()) + ")")
     p.add_argument("--baud", type=int, default=1_000_000, help="UART rate (default 1000000)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--build-dir", type=Path, default=Path("build"),
