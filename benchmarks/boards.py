@@ -23,11 +23,11 @@ HERE = Path(__file__).parent
 #: (board, changes to its default chip, clock MHz or None for the board's target)
 CONFIGURATIONS = [
     ("icebreaker", {}, None),
-    ("icebreaker", {"plastic": True}, None),     # does not fit yet (docs/boards.md)
+    ("icebreaker", {"plastic": True}, None),     # does not fit (docs/boards.md, area.md)
     ("ulx3s", {}, None),
     # Four plastic cores need 213 of the 208 DP16KD with the default host buffer and route list;
-    # with them halved they fit (204) but reach only 22.2 MHz, so they are built at 20 MHz.
-    ("ulx3s", {"plastic": True, "host_buffer": 2048, "route_entries": 2048}, 20),
+    # with both halved they fit (204).
+    ("ulx3s", {"plastic": True, "cores": 4, "host_buffer": 2048, "route_entries": 2048}, 20),
 ]
 
 #: Other designs: name, device, resources, clock, synaptic ops/s, neurons, synapses, source.
