@@ -89,7 +89,7 @@ def overhead_table(steps: int) -> list[dict]:
             rows, speed, spikes, updates = model_activity(cfg, rule, rate, steps)
             events = rate * cfg.n_axons
             inference = events * cfg.words_per_axon + cfg.n_neurons + 3
-            learning = learning_step_cycles(cfg, 0) + rows * (2 * cfg.words_per_axon + 1)
+            learning = learning_step_cycles(cfg, rows)     # rows: a mean, not an integer
             out.append({
                 "rule": name, "input rate": rate, "rows/step": rows,
                 "inference cycles/step": inference, "learning cycles/step": learning,

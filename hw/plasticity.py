@@ -200,10 +200,17 @@ class PlasticityUnit(wiring.Component):
         # Hooks: events and the tick --------------------------------------------------------
         with m.If(self.ev_valid & enable):
             m.d.comb += [s_wr.addr.eq(self.ev_axon), s_wr.data.eq(1), s_wr.en.eq(1)]
-        diff = self.tk_v_sum - self.tk_threshold
-        in_window = ~self.tk_refractory & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
-        with m.If(self.tk_valid):
-            m.d.comb += [f_wr.addr.eq(self.tk_neuron), f_wr.data.spike.eq(self.tk_spike),
+        # The tick's results come from the end of the core's update stage: register them before
+        # the window test rather than lengthen the core's path (the flags are written a cycle
+        # later, long before the neuron pass reads them).
+        tk = {name: Signal.like(getattr(self, name), name=f"{name}_r")
+              for name in ("tk_valid", "tk_neuron", "tk_spike", "tk_v_sum", "tk_threshold",
+                           "tk_refractory")}
+        m.d.sync += [reg.eq(getattr(self, name)) for name, reg in tk.items()]
+        diff = tk["tk_v_sum"] - tk["tk_threshold"]
+        in_window = ~tk["tk_refractory"] & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
+        with m.If(tk["tk_valid"]):
+            m.d.comb += [f_wr.addr.eq(tk["tk_neuron"]), f_wr.data.spike.eq(tk["tk_spike"]),
                          f_wr.data.window.eq(in_window), f_wr.en.eq(1)]
 
         # CLEAR: zero traces, spike bits, accumulators, host inputs -------------------------
@@ -254,9 +261,6 @@ class PlasticityUnit(wiring.Component):
                 m.d.comb += post.eq(spike)
             with m.Default():
                 m.d.comb += post.eq(y_new)
-        factor = Signal(factor_layout())
-        m.d.comb += [factor.p.eq(m_eff * post),
-                     factor.d.eq(Mux(regs[Reg.DEPRESSION], m_eff * y_new, 0))]
         m.d.sync += ln_valid1.eq(0)
         with m.If(ln_valid1):
             m.d.comb += [
@@ -265,11 +269,24 @@ class PlasticityUnit(wiring.Component):
                 h_wr.addr.eq(ln1), h_wr.data.eq(0), h_wr.en.eq(1),
                 t_wr.addr.eq(ln1), t_wr.data.eq(0), t_wr.en.eq(1),
             ]
-            for lane, (_, wr) in enumerate(fact):
-                m.d.comb += [wr.addr.eq(ln_word1), wr.data.eq(factor),
-                             wr.en.eq(ln_lane1 == lane)]
-            with m.If((factor.p != 0) | (factor.d != 0)):
+            # P and D are exact products (|m| <= 128, traces <= 255), so they are nonzero exactly
+            # when both operands are: no need to wait for stage 2's multipliers.
+            with m.If((m_eff != 0) & ((post != 0) | (regs[Reg.DEPRESSION] & (y_new != 0)))):
                 m.d.sync += any_factor.eq(1)
+
+        # Stage 2 multiplies P = m * post and D = m * y and writes them to the factor memories
+        # (the last neuron's in the first AXON cycle, before any row sweep reads them).
+        ln_valid2, ln_word2, ln_lane2 = Signal(), Signal(range(words)), Signal(range(k))
+        m_eff2, post2, y_new2 = Signal.like(m_eff), Signal.like(post), Signal.like(y_new)
+        m.d.sync += [ln_valid2.eq(ln_valid1), ln_word2.eq(ln_word1), ln_lane2.eq(ln_lane1),
+                     m_eff2.eq(m_eff), post2.eq(post), y_new2.eq(y_new)]
+        factor = Signal(factor_layout())
+        m.d.comb += [factor.p.eq(m_eff2 * post2),
+                     factor.d.eq(Mux(regs[Reg.DEPRESSION], m_eff2 * y_new2, 0))]
+        with m.If(ln_valid2):
+            for lane, (_, wr) in enumerate(fact):
+                m.d.comb += [wr.addr.eq(ln_word2), wr.data.eq(factor),
+                             wr.en.eq(ln_lane2 == lane)]
 
         # Axon pass and row sweeps ------------------------------------------------------------
         axon = Signal(range(a))
