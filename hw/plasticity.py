@@ -316,10 +316,10 @@ class PlasticityUnit(wiring.Component):
             m.d.comb += [x_rd.addr.eq(index), x_rd.en.eq(1), s_rd.addr.eq(index), s_rd.en.eq(1)]
 
         def next_axon():
+            """On to the next axon, whose trace and spike bit AXON has already read."""
             with m.If(axon == a - 1):
                 m.next = "FINISH"
             with m.Else():
-                read_axon(axon + 1)
                 m.d.sync += axon.eq(axon + 1)
                 m.next = "AXON"
 
@@ -348,6 +348,10 @@ class PlasticityUnit(wiring.Component):
 
             with m.State("AXON"):
                 # x_rd/s_rd hold axon `axon`: update its trace, decide whether to sweep its row.
+                # The next axon is read whatever the decision (SWEEP holds x_rd and s_rd, so
+                # they still show it afterwards): the decision, a multiply and an add deep, then
+                # only picks the next state.
+                read_axon(Mux(axon == a - 1, 0, axon + 1))
                 m.d.comb += [x_wr.addr.eq(axon), x_wr.data.eq(x_new), x_wr.en.eq(1),
                              s_wr.addr.eq(axon), s_wr.data.eq(0), s_wr.en.eq(1)]
                 m.d.sync += [pre_r.eq(pre), spre_r.eq(s_rd.data[0]),
@@ -358,6 +362,8 @@ class PlasticityUnit(wiring.Component):
                     next_axon()
 
             with m.State("SWEEP"):
+                # Hold the next axon's trace and spike bit (a read port's `en` is 1 by default).
+                m.d.comb += [x_rd.en.eq(0), s_rd.en.eq(0)]
                 with m.If(~all_read & ~valid[1]):
                     m.d.comb += [valid[0].eq(1), self.syn_addr.eq(syn_address(rd_word)),
                                  self.syn_r_en.eq(1),
