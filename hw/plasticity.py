@@ -341,7 +341,7 @@ class PlasticityUnit(wiring.Component):
                 with m.If(ln == n - 1):
                     m.next = "NEURONS_END"
 
-            with m.State("NEURONS_END"):        # the last neuron's stage 1 writes
+            with m.State("NEURONS_END"):        # the last neuron's stage 1 (its stage 2: AXON)
                 read_axon(0)
                 m.d.sync += axon.eq(0)
                 m.next = "AXON"
