@@ -19,6 +19,7 @@ import numpy as np
 
 from spikeforge.host.networks import events_to_raster, poisson_events, random_params
 from spikeforge.hw.plasticity import learning_step_cycles
+from spikeforge.hw.plasticity_testbench import TICK_TO_STEP_END
 from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
 from spikeforge.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
 from spikeforge.sim.plasticity import PlasticCoreModel
@@ -48,7 +49,7 @@ def measure_gateware(steps: int) -> list[dict]:
         scenario = make_plastic_scenario(params, weights, np.ones((a, n), dtype=bool), events,
                                          writes_for(cfg, STDP), seed=3, check_every=steps)
         result = run_plastic_scenario(cfg, scenario)
-        learn = result["tick_cycles"] - (n + 4)
+        learn = result["tick_cycles"] - TICK_TO_STEP_END(cfg)     # the tick without learning
         sweep = result["rows"] * 2 * cfg.words_per_axon
         rows.append({
             "N x A, K": f"{n} x {a}, {k}", "steps": steps,
@@ -89,7 +90,7 @@ def overhead_table(steps: int) -> list[dict]:
             rows, speed, spikes, updates = model_activity(cfg, rule, rate, steps)
             events = rate * cfg.n_axons
             inference = events * cfg.words_per_axon + cfg.n_neurons + 3
-            learning = learning_step_cycles(cfg, 0) + rows * (2 * cfg.words_per_axon + 1)
+            learning = learning_step_cycles(cfg, rows)     # rows: a mean, not an integer
             out.append({
                 "rule": name, "input rate": rate, "rows/step": rows,
                 "inference cycles/step": inference, "learning cycles/step": learning,

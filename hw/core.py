@@ -21,7 +21,7 @@ stays busy for 16384 cycles after reset while the SPRAM clears itself; the costs
 otherwise the same.
 
 With `plastic=True` the core carries a `PlasticityUnit` (`docs/plasticity.md`): when learning is
-enabled, a tick is followed by the learning step (N + A + 5 + rows·(2N/K + 1) cycles, during
+enabled, a tick is followed by the learning step (N + A + 5 + rows·(2N/K + 4) cycles, during
 which the unit owns the synapse port) before the STEP_END marker; config space LEARN reaches the
 unit's registers and memories; CLEAR takes max(N, A) cycles. Events and ticks cost the same.
 """

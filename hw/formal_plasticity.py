@@ -14,16 +14,18 @@ factors, targets, tick flags, per-neuron factors P/D) starts with arbitrary cont
 (`yosys_script` drops their initial values), so any learning state is covered, not only those
 reachable in a few cycles; the registers start at their power-up values.
 
-Proven for every trace of `BMC_DEPTH` cycles: whenever the unit writes a synapse word, every
-weight in it either equals the old weight read for it or lies in [W_MIN, W_MAX], where W_MIN and
-W_MAX are the bounds in force (a shadow of the BOUNDS register, updated on every BOUNDS write the
-unit accepts, whose refusal of inverted pairs is therefore part of what is proven); and the unit
-touches the synapse port only while `run` is high. Covers show a write that changes a weight to
-each bound is reachable, so the assumptions are not vacuous. `bug="no_clamp"` removes the upper
-clamp and must be refuted.
+Proven for every trace of `BMC_DEPTH` cycles: whenever the unit writes a synapse word, it has
+read that word before, and every weight in it either equals the old weight read for it (the read
+data the cycle after the unit's last read of that address: the unit's update pipeline has other
+words' reads in between) or lies in [W_MIN, W_MAX], where W_MIN and W_MAX are the bounds in force
+(a shadow of the BOUNDS register, updated on every BOUNDS write the unit accepts, whose refusal
+of inverted pairs is therefore part of what is proven); the unit never reads and writes the
+single synapse port in the same cycle, and touches it only while `run` is high. Covers show a
+write that changes a weight to each bound is reachable, so the assumptions are not vacuous.
+`bug="no_clamp"` removes the upper clamp and must be refuted.
 """
 
-from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Assert, Assume, Cover, Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 
 from spikeforge.learning import REGION_SHIFT, Reg, Region
@@ -36,7 +38,7 @@ __all__ = ["FORMAL_CORE", "BMC_DEPTH", "PlasticityFormal"]
 FORMAL_CORE = CoreConfig(n_neurons=2, n_axons=3, weights_per_word=2, weight_width=4,
                          current_width=8, voltage_width=8, decay_width=4, refractory_width=2,
                          step_width=8)
-BMC_DEPTH = 14      # a BOUNDS write, then a learning step that updates two rows
+BMC_DEPTH = 20      # a BOUNDS write, then a learning step that updates two rows
 
 
 class PlasticityFormal(wiring.Component):
@@ -81,10 +83,23 @@ class PlasticityFormal(wiring.Component):
 
         with m.If(self.syn_w_en | self.syn_r_en):
             m.d.comb += Assert(self.run)
+        m.d.comb += Assert(~(self.syn_w_en & self.syn_r_en))
+
+        # Per synapse address: whether the unit has read it, and the old word it was shown.
+        depth = 1 << len(self.syn_addr)
+        seen = Array(Signal(name=f"seen{i}") for i in range(depth))
+        old_word = Array(Signal(len(self.syn_r_data), name=f"old_word{i}") for i in range(depth))
+        last_read, last_addr = Signal(), Signal(len(self.syn_addr))
+        m.d.sync += [last_read.eq(self.syn_r_en), last_addr.eq(self.syn_addr)]
+        with m.If(last_read):
+            m.d.sync += [seen[last_addr].eq(1), old_word[last_addr].eq(self.syn_r_data)]
+        with m.If(self.syn_w_en):
+            m.d.comb += Assert(seen[self.syn_addr])
+
         hit_min, hit_max = Signal(), Signal()
         for lane in range(cfg.weights_per_word):
             new = self.syn_w_data.word_select(lane, ww).as_signed()
-            old = self.syn_r_data.word_select(lane, ww).as_signed()
+            old = old_word[self.syn_addr].word_select(lane, ww).as_signed()
             with m.If(self.syn_w_en & (new != old)):
                 m.d.comb += [Assert(new >= w_min), Assert(new <= w_max)]
                 m.d.comb += [hit_min.eq(new == w_min), hit_max.eq(new == w_max)]

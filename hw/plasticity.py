@@ -11,13 +11,15 @@ membrane sum, threshold, refractory flag of one neuron per cycle); `cfg_*` a req
 config space, decoded in the cycle it is accepted (`cfg_ok` in that cycle, read data
 `cfg_rdata` one cycle later); `clr_*` the core's CLEAR sweep.
 
-Cycle cost of one learning step, added to the tick's: N + A + 5 + rows·(2·N/K + 1) cycles
+Cycle cost of one learning step, added to the tick's: N + A + 5 + rows·(2·N/K + 4) cycles
 (`learning_step_cycles`): a neuron pass of N + 2 cycles, one cycle per axon (trace update and
 skip decision), and for each updated row one read and one write cycle per synapse word (the port
-is single) plus one cycle to resume the axon pass. No back-pressure can stall it.
+is single) plus 4 cycles to drain the update pipeline: a word is read, updated in four
+registered stages and written back `ROW_LATENCY` = 5 cycles after its read, while the next
+words' reads go on in the cycles between the writes. No back-pressure can stall it.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -49,17 +51,23 @@ from .arith import saturate
 from .layouts import CONFIG_ADDR_WIDTH, config_data_width
 from .synapse import synapse_address_width, synapse_word_bits
 
-__all__ = ["PlasticityUnit", "lfsr_jump", "learning_step_cycles", "register_ok"]
+__all__ = ["PlasticityUnit", "ROW_LATENCY", "lfsr_jump", "learning_step_cycles", "register_ok"]
+
+#: Cycles from a synapse word's read to its write-back in a row sweep: odd, so that with one
+#: read every other cycle the writes fall between the reads on the single port.
+ROW_LATENCY = 5
 
 
 def learning_step_cycles(cfg: CoreConfig, rows: int) -> int:
     """Cycles an enabled learning step adds to a tick when it updates `rows` synapse rows.
 
-    N + A + 5 + rows * (2 * N/K + 1): the neuron pass (N + 2), one cycle per axon, one read and
-    one write cycle per synapse word of an updated row plus one to resume the axon pass, and the
-    hand-over to and from the core's controller.
+    N + A + 5 + rows * (2 * N/K + 4): the neuron pass (N + 2), one cycle per axon, one read and
+    one write cycle per synapse word of an updated row plus ROW_LATENCY - 1 = 4 to drain the
+    update pipeline (the last word is written ROW_LATENCY cycles after its read; that cycle also
+    resumes the axon pass), and the hand-over to and from the core's controller.
     """
-    return cfg.n_neurons + cfg.n_axons + 5 + rows * (2 * cfg.words_per_axon + 1)
+    return (cfg.n_neurons + cfg.n_axons + 5 +
+            rows * (2 * cfg.words_per_axon + ROW_LATENCY - 1))
 
 
 def lfsr_jump(state, steps: int = LFSR_JUMP):
@@ -192,10 +200,17 @@ class PlasticityUnit(wiring.Component):
         # Hooks: events and the tick --------------------------------------------------------
         with m.If(self.ev_valid & enable):
             m.d.comb += [s_wr.addr.eq(self.ev_axon), s_wr.data.eq(1), s_wr.en.eq(1)]
-        diff = self.tk_v_sum - self.tk_threshold
-        in_window = ~self.tk_refractory & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
-        with m.If(self.tk_valid):
-            m.d.comb += [f_wr.addr.eq(self.tk_neuron), f_wr.data.spike.eq(self.tk_spike),
+        # The tick's results come from the end of the core's update stage: register them before
+        # the window test rather than lengthen the core's path (the flags are written a cycle
+        # later, long before the neuron pass reads them).
+        tk = {name: Signal.like(getattr(self, name), name=f"{name}_r")
+              for name in ("tk_valid", "tk_neuron", "tk_spike", "tk_v_sum", "tk_threshold",
+                           "tk_refractory")}
+        m.d.sync += [reg.eq(getattr(self, name)) for name, reg in tk.items()]
+        diff = tk["tk_v_sum"] - tk["tk_threshold"]
+        in_window = ~tk["tk_refractory"] & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
+        with m.If(tk["tk_valid"]):
+            m.d.comb += [f_wr.addr.eq(tk["tk_neuron"]), f_wr.data.spike.eq(tk["tk_spike"]),
                          f_wr.data.window.eq(in_window), f_wr.en.eq(1)]
 
         # CLEAR: zero traces, spike bits, accumulators, host inputs -------------------------
@@ -246,9 +261,6 @@ class PlasticityUnit(wiring.Component):
                 m.d.comb += post.eq(spike)
             with m.Default():
                 m.d.comb += post.eq(y_new)
-        factor = Signal(factor_layout())
-        m.d.comb += [factor.p.eq(m_eff * post),
-                     factor.d.eq(Mux(regs[Reg.DEPRESSION], m_eff * y_new, 0))]
         m.d.sync += ln_valid1.eq(0)
         with m.If(ln_valid1):
             m.d.comb += [
@@ -257,15 +269,27 @@ class PlasticityUnit(wiring.Component):
                 h_wr.addr.eq(ln1), h_wr.data.eq(0), h_wr.en.eq(1),
                 t_wr.addr.eq(ln1), t_wr.data.eq(0), t_wr.en.eq(1),
             ]
-            for lane, (_, wr) in enumerate(fact):
-                m.d.comb += [wr.addr.eq(ln_word1), wr.data.eq(factor),
-                             wr.en.eq(ln_lane1 == lane)]
-            with m.If((factor.p != 0) | (factor.d != 0)):
+            # P and D are exact products (|m| <= 128, traces <= 255), so they are nonzero exactly
+            # when both operands are: no need to wait for stage 2's multipliers.
+            with m.If((m_eff != 0) & ((post != 0) | (regs[Reg.DEPRESSION] & (y_new != 0)))):
                 m.d.sync += any_factor.eq(1)
 
-        # Axon pass and synapse updates -------------------------------------------------------
+        # Stage 2 multiplies P = m * post and D = m * y and writes them to the factor memories
+        # (the last neuron's in the first AXON cycle, before any row sweep reads them).
+        ln_valid2, ln_word2, ln_lane2 = Signal(), Signal(range(words)), Signal(range(k))
+        m_eff2, post2, y_new2 = Signal.like(m_eff), Signal.like(post), Signal.like(y_new)
+        m.d.sync += [ln_valid2.eq(ln_valid1), ln_word2.eq(ln_word1), ln_lane2.eq(ln_lane1),
+                     m_eff2.eq(m_eff), post2.eq(post), y_new2.eq(y_new)]
+        factor = Signal(factor_layout())
+        m.d.comb += [factor.p.eq(m_eff2 * post2),
+                     factor.d.eq(Mux(regs[Reg.DEPRESSION], m_eff2 * y_new2, 0))]
+        with m.If(ln_valid2):
+            for lane, (_, wr) in enumerate(fact):
+                m.d.comb += [wr.addr.eq(ln_word2), wr.data.eq(factor),
+                             wr.en.eq(ln_lane2 == lane)]
+
+        # Axon pass and row sweeps ------------------------------------------------------------
         axon = Signal(range(a))
-        word = Signal(range(words))
         pre_r, spre_r = Signal(TRACE_WIDTH), Signal()
         x_new, pre = Signal(TRACE_WIDTH), Signal(TRACE_WIDTH)
         m.d.comb += [
@@ -274,12 +298,30 @@ class PlasticityUnit(wiring.Component):
         ]
         row_active = (apply_step & any_factor &
                       ((pre != 0) | (regs[Reg.DEPRESSION] & s_rd.data[0])))
-        syn_addr = Cat(word[:word_bits], axon) if word_bits else axon
-        new_word, lfsr_next, any_write = self._update_word(m, cfg, lfsr, pre_r, spre_r, shift,
-                                                           w_min, w_max, mask_rd, fact)
+
+        # A row sweep reads word w in sweep cycle 2w and writes it back ROW_LATENCY cycles later
+        # (an odd offset, so writes fall between reads and the single port never sees both).
+        # valid[i]: the word read i cycles ago is in stage i of `_update_pipeline`.
+        rd_word, wr_word = Signal(range(words)), Signal(range(words))
+        all_read = Signal()
+        valid = [Signal(name=f"sweep_valid{i}") for i in range(ROW_LATENCY + 1)]
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
+        new_word, any_write = self._update_pipeline(m, cfg, valid, lfsr, pre_r, spre_r, shift,
+                                                    w_min, w_max, mask_rd, fact)
+
+        def syn_address(word):
+            return Cat(word[:word_bits], axon) if word_bits else axon
 
         def read_axon(index):
             m.d.comb += [x_rd.addr.eq(index), x_rd.en.eq(1), s_rd.addr.eq(index), s_rd.en.eq(1)]
+
+        def next_axon():
+            """On to the next axon, whose trace and spike bit AXON has already read."""
+            with m.If(axon == a - 1):
+                m.next = "FINISH"
+            with m.Else():
+                m.d.sync += axon.eq(axon + 1)
+                m.next = "AXON"
 
         with m.FSM():
             with m.State("IDLE"):
@@ -299,47 +341,44 @@ class PlasticityUnit(wiring.Component):
                 with m.If(ln == n - 1):
                     m.next = "NEURONS_END"
 
-            with m.State("NEURONS_END"):        # the last neuron's stage 1 writes
+            with m.State("NEURONS_END"):        # the last neuron's stage 1 (its stage 2: AXON)
                 read_axon(0)
                 m.d.sync += axon.eq(0)
                 m.next = "AXON"
 
             with m.State("AXON"):
                 # x_rd/s_rd hold axon `axon`: update its trace, decide whether to sweep its row.
+                # The next axon is read whatever the decision (SWEEP holds x_rd and s_rd, so
+                # they still show it afterwards): the decision, a multiply and an add deep, then
+                # only picks the next state.
+                read_axon(Mux(axon == a - 1, 0, axon + 1))
                 m.d.comb += [x_wr.addr.eq(axon), x_wr.data.eq(x_new), x_wr.en.eq(1),
                              s_wr.addr.eq(axon), s_wr.data.eq(0), s_wr.en.eq(1)]
-                m.d.sync += [pre_r.eq(pre), spre_r.eq(s_rd.data[0]), word.eq(0)]
+                m.d.sync += [pre_r.eq(pre), spre_r.eq(s_rd.data[0]),
+                             rd_word.eq(0), wr_word.eq(0), all_read.eq(0)]
                 with m.If(row_active):
-                    m.next = "READ"
-                with m.Elif(axon == a - 1):
-                    m.next = "FINISH"
+                    m.next = "SWEEP"
                 with m.Else():
-                    read_axon(axon + 1)
-                    m.d.sync += axon.eq(axon + 1)
+                    next_axon()
 
-            with m.State("READ"):
-                m.d.comb += [self.syn_addr.eq(syn_addr), self.syn_r_en.eq(1),
-                             mask_rd.addr.eq(syn_addr), mask_rd.en.eq(1)]
-                for rd, _ in fact:
-                    m.d.comb += [rd.addr.eq(word), rd.en.eq(1)]
-                m.next = "WRITE"
-
-            with m.State("WRITE"):
-                m.d.comb += [self.syn_addr.eq(syn_addr), self.syn_w_data.eq(new_word),
-                             self.syn_w_en.eq(any_write)]
-                m.d.sync += [lfsr.eq(lfsr_next), word.eq(word + 1)]
-                with m.If(word != words - 1):
-                    m.next = "READ"
-                with m.Else():
-                    m.next = "NEXT_AXON"
-
-            with m.State("NEXT_AXON"):
-                with m.If(axon == a - 1):
-                    m.next = "FINISH"
-                with m.Else():
-                    read_axon(axon + 1)
-                    m.d.sync += axon.eq(axon + 1)
-                    m.next = "AXON"
+            with m.State("SWEEP"):
+                # Hold the next axon's trace and spike bit (a read port's `en` is 1 by default).
+                m.d.comb += [x_rd.en.eq(0), s_rd.en.eq(0)]
+                with m.If(~all_read & ~valid[1]):
+                    m.d.comb += [valid[0].eq(1), self.syn_addr.eq(syn_address(rd_word)),
+                                 self.syn_r_en.eq(1),
+                                 mask_rd.addr.eq(syn_address(rd_word)), mask_rd.en.eq(1)]
+                    for rd, _ in fact:
+                        m.d.comb += [rd.addr.eq(rd_word), rd.en.eq(1)]
+                    m.d.sync += rd_word.eq(rd_word + 1)
+                    with m.If(rd_word == words - 1):
+                        m.d.sync += all_read.eq(1)
+                with m.If(valid[ROW_LATENCY]):
+                    m.d.comb += [self.syn_addr.eq(syn_address(wr_word)),
+                                 self.syn_w_data.eq(new_word), self.syn_w_en.eq(any_write)]
+                    m.d.sync += wr_word.eq(wr_word + 1)
+                    with m.If(wr_word == words - 1):     # the row's last write
+                        next_axon()
 
             with m.State("FINISH"):
                 m.d.sync += epoch.eq(Mux(apply_step, 0, epoch + 1))
@@ -351,39 +390,73 @@ class PlasticityUnit(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _update_word(self, m, cfg, lfsr, pre, spre, shift, w_min, w_max, mask_rd, fact):
-        """Combinational update of the K weights on `syn_r_data` (the WRITE cycle)."""
-        ww = cfg.weight_width
-        state = lfsr
+    def _update_pipeline(self, m, cfg, valid, lfsr, pre, spre, shift, w_min, w_max, mask_rd,
+                         fact):
+        """Update the K weights of a word in four registered stages; return the write stage's
+        new word and whether any lane of it changed (`valid[ROW_LATENCY]`: write it).
+
+        Stage 1 (`valid[1]`: the synapse, mask and factor memories show the word read a cycle
+        ago): the products P·pre and the selected D; the old word and the mask bits are held,
+        since the next read replaces the memories' outputs. Stage 2: q = P·pre − s·D and which
+        lanes consume rounding bits; the LFSR's 1..K-jump images of its current state (the
+        state after the previous word's stage 3, which runs 2 cycles earlier). Stage 3: each
+        consuming lane's rounding bits (lane l takes the image after the jumps of the consuming
+        lanes before it), the rounded shift, and the LFSR advance. Stage 4: add to the old
+        weight and clamp. Each stage's longest path is one multiply, or one add with a shift
+        or a compare.
+        """
+        ww, k = cfg.weight_width, cfg.weights_per_word
+
+        def stage(name, shape, value):
+            """A pipeline register loaded with `value` every cycle."""
+            reg = Signal(shape, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        def wire(name, shape, value):
+            sig = Signal(shape, name=name)
+            m.d.comb += sig.eq(value)
+            return sig
+
+        # Registers are named after the stage that reads them.
+        old2 = stage("old2", len(self.syn_r_data), self.syn_r_data)
+        mask2 = stage("mask2", k, mask_rd.data)
+        old3 = stage("old3", len(old2), old2)
+        # The LFSR after 0..K jumps; it only changes in stage 3, two cycles apart, so stage 2
+        # sees the state stage 3 starts from.
+        after = Array([lfsr] + [stage(f"lfsr_jumped{j}_3", LFSR_WIDTH,
+                                      lfsr_jump(lfsr, LFSR_JUMP * j)) for j in range(1, k + 1)])
+        old4 = stage("old4", len(old3), old3)
+        round_mask = wire("round_mask", MAX_SHIFT, (Const(1, MAX_SHIFT + 1) << shift) - 1)
+        consumed = Const(0, range(k + 1))     # stage 3: consuming lanes before this one
         weights, any_write = [], Const(0)
-        round_mask = Signal(MAX_SHIFT)
-        m.d.comb += round_mask.eq((Const(1, MAX_SHIFT + 1) << shift) - 1)
         for lane, (rd, _) in enumerate(fact):
-            old = self.syn_r_data.word_select(lane, ww).as_signed()
             factor = rd.data
-            q = Signal(signed(27), name=f"q{lane}")
-            m.d.comb += q.eq(factor.p * pre - Mux(spre, factor.d, 0))
-            consume = Signal(name=f"consume{lane}")
-            m.d.comb += consume.eq(mask_rd.data[lane] & (q != 0))
-            jumped = Signal(LFSR_WIDTH, name=f"jumped{lane}")
-            m.d.comb += jumped.eq(lfsr_jump(state))
+            product2 = stage(f"product{lane}_2", signed(25), factor.p * pre)
+            d_sel2 = stage(f"d_sel{lane}_2", signed(NEURON_FACTOR_WIDTH),
+                           Mux(spre, factor.d, 0))
+            q = wire(f"q{lane}", signed(27), product2 - d_sel2)
+            q3 = stage(f"q{lane}_3", signed(27), q)
+            consume3 = stage(f"consume{lane}_3", 1, mask2[lane] & (q != 0))
+            jumped = wire(f"jumped{lane}", LFSR_WIDTH, after[consumed + 1])
             rounding = (jumped & round_mask)[:MAX_SHIFT]
-            delta = Signal(signed(28), name=f"delta{lane}")
-            m.d.comb += delta.eq((q + rounding) >> shift)
-            total = Signal(signed(29), name=f"total{lane}")
-            m.d.comb += total.eq(old + delta)
-            clamped = Signal(signed(cfg.weight_width), name=f"clamped{lane}")
+            delta4 = stage(f"delta{lane}_4", signed(28), (q3 + rounding) >> shift)
+            consume4 = stage(f"consume{lane}_4", 1, consume3)
+            consumed = consumed + consume3
+            old = old4.word_select(lane, ww).as_signed()
+            total = wire(f"total{lane}", signed(29), old + delta4)
+            clamped = Signal(signed(ww), name=f"clamped{lane}")
             if self._bug == "no_clamp":
                 m.d.comb += clamped.eq(Mux(total < w_min, w_min, total))
             else:
                 m.d.comb += clamped.eq(Mux(total < w_min, w_min,
                                            Mux(total > w_max, w_max, total)))
-            weights.append(Mux(consume, clamped, old)[:ww])
-            next_state = Signal(LFSR_WIDTH, name=f"lfsr_after{lane}")
-            m.d.comb += next_state.eq(Mux(consume, jumped, state))
-            state = next_state
-            any_write = any_write | consume
-        return Cat(*weights), state, any_write
+            weights.append(Mux(consume4, clamped, old)[:ww])
+            any_write = any_write | consume4
+        with m.If(valid[3]):
+            m.d.sync += lfsr.eq(after[consumed])
+        new_word = stage("new_word", len(self.syn_w_data), Cat(*weights))
+        return new_word, stage("any_write", 1, any_write)
 
     def _config(self, m, cfg, regs, lfsr, epoch, mask_rd, mask_wr, x_rd, x_wr, s_rd, s_wr,
                 y_rd, y_wr, u_rd, u_wr, h_rd, h_wr, t_rd, t_wr):
