@@ -57,7 +57,7 @@ def measure(from_json: bool, reports: Path | None, only: int | None = None) -> l
     if from_json:
         return json.loads(path.read_text())
     sys.path.insert(0, str(HERE.parent))
-    from spikeforge.boards.build import BOARDS, BuildFailed, build, chip_config, read_build
+    from spikefab.boards.build import BOARDS, BuildFailed, build, chip_config, read_build
     kept = json.loads(path.read_text()) if only is not None else []
     results = []
     for index, (board, changes, mhz) in enumerate(CONFIGURATIONS):

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from spikeforge.host.networks import events_to_raster, poisson_events, random_params, random_weights
-from spikeforge.hw.rtlsim import make_scenario, run_scenario
-from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig
+from spikefab.host.networks import events_to_raster, poisson_events, random_params, random_weights
+from spikefab.hw.rtlsim import make_scenario, run_scenario
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig
 
 
 def measure_gateware(n: int, k: int, rate: float, steps: int, axons: int = 64) -> dict:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge import protocol as P
-from spikeforge.host.bundled import bars, sample_path
-from spikeforge.host.device import input_requests, open_device
-from spikeforge.host.encode import Encoder, EncoderConfig
-from spikeforge.host.events import open_recording, write_recording
-from spikeforge.host.synthetic import moving_shapes
+from spikefab import protocol as P
+from spikefab.host.bundled import bars, sample_path
+from spikefab.host.device import input_requests, open_device
+from spikefab.host.encode import Encoder, EncoderConfig
+from spikefab.host.events import open_recording, write_recording
+from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
 

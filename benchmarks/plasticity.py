@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 
-from spikeforge.host.networks import events_to_raster, poisson_events, random_params
-from spikeforge.hw.plasticity import learning_step_cycles
-from spikeforge.hw.plasticity_testbench import TICK_TO_STEP_END
-from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
-from spikeforge.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig
+from spikefab.host.networks import events_to_raster, poisson_events, random_params
+from spikefab.hw.plasticity import learning_step_cycles
+from spikefab.hw.plasticity_testbench import TICK_TO_STEP_END
+from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
+from spikefab.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import CoreConfig
 
 STDP = dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE, factor_mode=FactorMode.ONE,
             depression=1, m_unit=1, shift=6, x_decay=230, x_inc=100, y_decay=230, y_inc=100)
@@ -103,12 +103,12 @@ def overhead_table(steps: int) -> list[dict]:
 def protocol_costs() -> list[dict]:
     """Cycles of learning requests on the Verilator-simulated chip (first request byte to last
     reply byte, no idle gaps), on a 2-core chip with one plastic 8 x 16 core (K = 2)."""
-    from spikeforge.host import learning as L
-    from spikeforge.host.link import ChipClient, RecordingTransport
-    from spikeforge.hw.rtlsim import run_chip_exchange
-    from spikeforge.learning import Region
-    from spikeforge.sim import ChipModel
-    from spikeforge.spec import ChipConfig
+    from spikefab.host import learning as L
+    from spikefab.host.link import ChipClient, RecordingTransport
+    from spikefab.hw.rtlsim import run_chip_exchange
+    from spikefab.learning import Region
+    from spikefab.sim import ChipModel
+    from spikefab.spec import ChipConfig
     cfg = ChipConfig(core=CoreConfig(n_neurons=8, n_axons=16, weights_per_word=2), n_cores=2,
                      n_inputs=16, route_entries=64, max_host_events=32, host_buffer=32,
                      plastic=(1,))

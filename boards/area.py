@@ -1,6 +1,6 @@
 """Where the area goes: resources per block of the design, from a hierarchical Yosys synthesis.
 
-`spikeforge build --board B [chip parameters] --area` runs only Yosys, without flattening the
+`spikefab build --board B [chip parameters] --area` runs only Yosys, without flattening the
 design, and prints the cells of every block (protocol engine, core, plasticity unit, router,
 frame buffers, UART, ...): LUT4s, carry cells, flip-flops, block RAMs, SPRAMs and DSPs. It takes
 seconds to a few minutes and works for designs that do not fit (the case it is for: which
@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikeforge.spec import ChipConfig
+from spikefab.spec import ChipConfig
 
 __all__ = ["AreaReport", "CELL_CLASSES", "area", "classify", "rollup"]
 

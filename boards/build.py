@@ -1,4 +1,4 @@
-"""`spikeforge build`: synthesise, place and route the chip for a board, report and check.
+"""`spikefab build`: synthesise, place and route the chip for a board, report and check.
 
 Yosys and nextpnr come from PyPI (YoWASP). nextpnr writes `report.json` (post-route Fmax and
 utilisation), Yosys its cell statistics (flip-flops); the summary is built from those files
@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from spikeforge.hw.spram import SPRAM_AVAILABLE, resolve_memory_kind
-from spikeforge.hw.synapse import spram_count
-from spikeforge.spec import ChipConfig
+from spikefab.hw.spram import SPRAM_AVAILABLE, resolve_memory_kind
+from spikefab.hw.synapse import spram_count
+from spikefab.spec import ChipConfig
 
 from . import icebreaker, ulx3s
 from .pll import ecp5_pll, ice40_pll
@@ -45,7 +45,7 @@ RESOURCES = {
     "ecp5": [("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("BRAM (DP16KD 18 kbit)", "DP16KD"),
              ("DSP (MULT18X18D)", "MULT18X18D"), ("PLL", "EHXPLLL"), ("IO", "TRELLIS_IO")],
 }
-NAME = "spikeforge"
+NAME = "spikefab"
 
 
 class BuildFailed(RuntimeError):
@@ -74,7 +74,7 @@ class BuildResult:
 
     def summary(self) -> str:
         c = self.chip
-        lines = [f"spikeforge on {self.board} ({self.device}): {c.n_cores} core(s) of "
+        lines = [f"spikefab on {self.board} ({self.device}): {c.n_cores} core(s) of "
                  f"{c.core.n_neurons} neurons x {c.core.n_axons} axons, "
                  f"K={c.core.weights_per_word}, {c.core.weight_width}-bit weights"
                  f"{', plastic cores ' + str(list(c.plastic)) if c.plastic else ''}; "
@@ -148,7 +148,7 @@ def build(board_name: str, chip: ChipConfig | None = None, *, clock_hz: float | 
     top = BoardTop(board, chip, clock_hz=clock_hz or board.target_hz, baud=baud)
     build_dir = Path(build_dir) / board.name
     _tool_environment()
-    log(f"building spikeforge for {board.name} ({platform.device}) in {build_dir} "
+    log(f"building spikefab for {board.name} ({platform.device}) in {build_dir} "
         f"(Yosys, nextpnr from YoWASP; a first run also compiles the tools) ...")
     started = time.perf_counter()
     cpu_started = _children_cpu()
@@ -273,9 +273,9 @@ def program(result: BuildResult, *, log=print) -> None:
 # Command line -------------------------------------------------------------------------------
 
 def add_parser(subparsers) -> None:
-    """Add the `build` command to the `spikeforge` CLI's subparsers."""
+    """Add the `build` command to the `spikefab` CLI's subparsers."""
     p = subparsers.add_parser(
-        "build", help="synthesise, place and route spikeforge for an FPGA board",
+        "build", help="synthesise, place and route spikefab for an FPGA board",
         description=__doc__.splitlines()[0])
     p.add_argument("--board", required=True, choices=sorted(BOARDS))
     p.add_argument("--cores", type=int, help="cores C (default: the board's)")
@@ -319,9 +319,9 @@ def _run(args) -> int:
         if args.program:
             program(result)
     except (BuildFailed, RuntimeError) as exc:
-        print(f"spikeforge build: FAILED\n{exc}", file=sys.stderr)
+        print(f"spikefab build: FAILED\n{exc}", file=sys.stderr)
         if "no BELs remaining" in str(exc) or "the device has" in str(exc):
-            print("(`spikeforge build ... --area` shows which blocks use what)", file=sys.stderr)
+            print("(`spikefab build ... --area` shows which blocks use what)", file=sys.stderr)
         return 1
     return 0
 
@@ -331,18 +331,18 @@ def _run_area(board_name: str, chip: ChipConfig, build_dir: Path) -> int:
     try:
         report = area(board_name, chip, build_dir=build_dir)
     except subprocess.CalledProcessError:
-        print(f"spikeforge build --area: Yosys failed; see {build_dir}/{board_name}-area/"
+        print(f"spikefab build --area: Yosys failed; see {build_dir}/{board_name}-area/"
               f"area.log", file=sys.stderr)
         return 1
-    print(f"resources per block of spikeforge on {report.board} ({report.device}), from Yosys "
+    print(f"resources per block of spikefab on {report.board} ({report.device}), from Yosys "
           f"without flattening (the full build packs and optimises across blocks):")
     print(report.table())
     return 0
 
 
-if __name__ == "__main__":        # python -m spikeforge.boards.build --board ...
+if __name__ == "__main__":        # python -m spikefab.boards.build --board ...
     import argparse
-    parser = argparse.ArgumentParser(prog="spikeforge")
+    parser = argparse.ArgumentParser(prog="spikefab")
     add_parser(parser.add_subparsers(dest="command", required=True))
     arguments = parser.parse_args(["build", *sys.argv[1:]])
     sys.exit(arguments.func(arguments))

@@ -1,4 +1,4 @@
-"""iCEBreaker (Lattice iCE40UP5K-SG48, FT2232H): what spikeforge adds to amaranth-boards.
+"""iCEBreaker (Lattice iCE40UP5K-SG48, FT2232H): what spikefab adds to amaranth-boards.
 
 One full 256-neuron x 256-axon core with 8-bit weights (synapse memory in two SPRAMs, the frame
 buffers in the other two), the router and the UART host link. Logic is what limits the UP5K:
@@ -8,7 +8,7 @@ and membrane with 8 fraction bits (still wider than ODIN's 8-bit membrane), caps
 input events per core, and shortens the route list and host buffer (docs/boards.md).
 """
 
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab.spec import ChipConfig, CoreConfig
 
 from .top import Board
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
-from spikeforge.hw.chip import ChipOverUART
-from spikeforge.spec import ChipConfig
+from spikefab.hw.chip import ChipOverUART
+from spikefab.spec import ChipConfig
 
 from .pll import add_pll_domain
 
@@ -21,7 +21,7 @@ __all__ = ["Board", "BoardTop", "uart_divisor"]
 
 @dataclass(frozen=True)
 class Board:
-    """What spikeforge needs to know about a board beyond its amaranth-boards platform."""
+    """What spikefab needs to know about a board beyond its amaranth-boards platform."""
     name: str
     platform: str                   #: "module:Class" of the amaranth-boards platform
     clock: str                      #: the input clock resource that feeds the PLL
@@ -44,12 +44,12 @@ class Board:
             return getattr(importlib.import_module(module), name)()
         except ImportError as exc:
             raise RuntimeError("building for a board needs amaranth-boards and the YoWASP "
-                               "tools: pip install 'spikeforge[boards]'") from exc
+                               "tools: pip install 'spikefab[boards]'") from exc
 
 
 def uart_divisor(clock_hz: float, baud: int) -> int:
     """Clock cycles per UART bit; refuses a rate more than 2 % off (the receiver tolerates
-    about -2.5 % / +4.4 %, see `spikeforge.hw.uart`)."""
+    about -2.5 % / +4.4 %, see `spikefab.hw.uart`)."""
     divisor = round(clock_hz / baud)
     if divisor < 4 or abs(clock_hz / divisor - baud) > 0.02 * baud:
         raise ValueError(f"{baud} baud cannot be made from {clock_hz / 1e6:g} MHz "

@@ -1,4 +1,4 @@
-"""ULX3S 85F (Lattice ECP5 LFE5U-85F, FT231X): what spikeforge adds to amaranth-boards.
+"""ULX3S 85F (Lattice ECP5 LFE5U-85F, FT231X): what spikefab adds to amaranth-boards.
 
 Block RAM decides how many cores fit: a 256 x 256 core with 8-bit weights needs 32 DP16KD for
 its synapses and 5 for its accumulators, state and parameters. Five full cores fit the 208
@@ -6,7 +6,7 @@ DP16KD (205 used) when the host buffer holds 2048 output spikes instead of 4096;
 list keeps its 4096 entries. Six cores cannot fit (6 x 37 > 208).
 """
 
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab.spec import ChipConfig, CoreConfig
 
 from .top import Board
 

@@ -1,6 +1,6 @@
 """Supervised on-chip learning of a synthetic DVS task: bars moving in four directions.
 
-The data are event files. The project's synthetic event camera (`spikeforge.host.synthetic.
+The data are event files. The project's synthetic event camera (`spikefab.host.synthetic.
 moving_bar`) films clips of a bar (4-6 px thick, three speeds, random start) crossing a 32 x 32
 sensor to the right, left, down or up, with background noise; each data set (train, validation,
 test) is one AEDAT4 recording written by faery (`host.events.write_recording`) plus a CSV of
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from spikeforge.host.encode import Encoder, EncoderConfig
-from spikeforge.host.events import open_recording, write_recording
-from spikeforge.host.synthetic import moving_bar
-from spikeforge.learning import FactorMode, PostMode, PreMode
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig, NeuronParams
+from spikefab.host.encode import Encoder, EncoderConfig
+from spikefab.host.events import open_recording, write_recording
+from spikefab.host.synthetic import moving_bar
+from spikefab.learning import FactorMode, PostMode, PreMode
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import CoreConfig, NeuronParams
 
 SENSOR = 32                       # pixels per side
 POOL = 2                          # pixels per input cell side
@@ -198,8 +198,8 @@ def run(sizes: dict, seed: int, rtl_steps: int, out: Path, folder: Path | None):
 
 def check_on_gateware(train: DataSet, steps: int):
     """The first training steps on the gateware; every weight compared after every step."""
-    from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
-    from spikeforge.learning import Reg, bounds_word
+    from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
+    from spikefab.learning import Reg, bounds_word
 
     events, targets = [], []
     for clip, label in zip(train.clips, train.labels):

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from spikeforge.learning import FactorMode, PostMode, PreMode
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig, NeuronParams
+from spikefab.learning import FactorMode, PostMode, PreMode
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import CoreConfig, NeuronParams
 
 A = 400              # afferents
 PATTERN = 50         # steps (1 step = 1 ms)
@@ -214,8 +214,8 @@ def check_on_gateware(model, raster, seed: int, fanout: int):
 
     The recurrent axons are driven by the golden model's own spikes of the previous step, as
     input events: what the router would deliver on the chip."""
-    from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
-    from spikeforge.learning import Reg
+    from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
+    from spikefab.learning import Reg
 
     writes = [(0, Reg.SEED_LO, LFSR_SEED & 0xFFFF), (0, Reg.SEED_HI, LFSR_SEED >> 16)]
     writes += [(0, reg, model.read_register(reg)) for reg in Reg

@@ -1,6 +1,6 @@
-"""What ships with the package so `spikeforge run` works offline: a sample recording and a network.
+"""What ships with the package so `spikefab run` works offline: a sample recording and a network.
 
-The sample (`spikeforge/data/sample.aedat4`) was made by `spikeforge.host.synthetic` (see
+The sample (`spikefab/data/sample.aedat4`) was made by `spikefab.host.synthetic` (see
 `make_sample`): 64 x 64 pixels, 2 s, a vertical, a horizontal and two diagonal bars sweeping the
 sensor, then a disk, with background noise.
 
@@ -12,7 +12,7 @@ it sums the events of the cells on its line and fires when a bar lies along it. 
 layers are recorded. On the sample, the vertical and horizontal bars are told apart cleanly;
 the diagonal bars also excite the vertical and horizontal detectors (an 8 x 8 grid is coarse).
 
-A network description for `spikeforge run --network FILE.py` is a Python file defining
+A network description for `spikefab run --network FILE.py` is a Python file defining
 `network()` that returns a `NetworkSpec` like `bars()` below.
 """
 
@@ -29,7 +29,7 @@ from .network import Network
 
 __all__ = ["NetworkSpec", "bars", "sample_path", "make_sample", "load_network_spec"]
 
-SAMPLE = Path(__file__).resolve().parent.parent / "spikeforge" / "data" / "sample.aedat4"
+SAMPLE = Path(__file__).resolve().parent.parent / "spikefab" / "data" / "sample.aedat4"
 LINE_TOTAL, LINE_THRESHOLD, OUT_WEIGHT, OUT_THRESHOLD = 300, 300, 60, 100
 ORIENTATIONS = ("vertical", "horizontal", "diagonal 45", "diagonal 135")
 
@@ -47,7 +47,7 @@ class NetworkSpec:
 def sample_path() -> Path:
     """The bundled sample recording (package data)."""
     from importlib.resources import files
-    path = Path(str(files("spikeforge") / "data" / "sample.aedat4"))
+    path = Path(str(files("spikefab") / "data" / "sample.aedat4"))
     return path if path.exists() else SAMPLE
 
 
@@ -113,12 +113,12 @@ def load_network_spec(name: str) -> NetworkSpec:
     if path.suffix != ".py" or not path.is_file():
         raise ValueError(f"unknown network {name!r}: use 'bars' or a Python file defining "
                          f"network()")
-    spec = importlib.util.spec_from_file_location(f"spikeforge_user_network_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(f"spikefab_user_network_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "network"):
         raise ValueError(f"{path}: defines no network() function")
     result = module.network()
     if not isinstance(result, NetworkSpec):
-        raise ValueError(f"{path}: network() must return a spikeforge.host.bundled.NetworkSpec")
+        raise ValueError(f"{path}: network() must return a spikefab.host.bundled.NetworkSpec")
     return result

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge import protocol as P
-from spikeforge.spec import ChipConfig
+from spikefab import protocol as P
+from spikefab.spec import ChipConfig
 
 from . import learning
 from .link import ChipClient, LinkError, ModelTransport, SerialTransport
@@ -41,13 +41,13 @@ IDS_PER_FRAME8 = 508
 
 
 class BoardSimProcess:
-    """`spikeforge board-sim` started in the background; `url` is where it listens."""
+    """`spikefab board-sim` started in the background; `url` is where it listens."""
 
     def __init__(self, cfg: ChipConfig | None = None, *, build_timeout: float = 900,
                  uart_divisor: int | None = None, log=None):
-        self._dir = tempfile.TemporaryDirectory(prefix="spikeforge-board-")
+        self._dir = tempfile.TemporaryDirectory(prefix="spikefab-board-")
         ready = Path(self._dir.name) / "url"
-        command = [sys.executable, "-m", "spikeforge.cli", "board-sim", "--once", "--port", "0",
+        command = [sys.executable, "-m", "spikefab.cli", "board-sim", "--once", "--port", "0",
                    "--ready-file", str(ready)]
         if cfg is not None:
             command += ["--config", _config_arg(cfg)]
@@ -95,7 +95,7 @@ def _config_arg(cfg: ChipConfig) -> str:
 def parse_config(text: str) -> ChipConfig:
     """Parse `cores=4,neurons=256,...` (the keys of `_config_arg`) into a ChipConfig
     (`plastic`: a bit mask of the plastic cores)."""
-    from spikeforge.spec import CoreConfig
+    from spikefab.spec import CoreConfig
     values = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
@@ -198,7 +198,7 @@ class Device:
                              f"{self.config}")
         load(self.client, image)
 
-    # Learning (plastic cores; spikeforge.host.learning, docs/protocol.md WRITE_LEARN) ------------
+    # Learning (plastic cores; spikefab.host.learning, docs/protocol.md WRITE_LEARN) ------------
 
     def plastic_cores(self) -> tuple[int, ...]:
         """The plastic cores (probed once: one READ_LEARN per core)."""
@@ -209,7 +209,7 @@ class Device:
     def configure_learning(self, core: int, rule: str | None = None, *,
                            seed: int | None = None, **values):
         """Set the learning rule of `core` in one request: a preset of
-        `spikeforge.learning.RULES` (stdp, reward_stdp, superspike, decolle, delta) and register
+        `spikefab.learning.RULES` (stdp, reward_stdp, superspike, decolle, delta) and register
         values by name (m_unit, shift, w_min, w_max, x_decay, ..., enable=0 to pause)."""
         learning.configure_rule(self.client, core, rule, seed=seed, **values)
 
@@ -368,7 +368,7 @@ def open_device(spec: str, *, config: ChipConfig | None = None, timeout: float =
     `config` is the chip configuration of `model` and `sim` (default `ChipConfig()`).
     """
     if spec == "model":
-        from spikeforge.sim import ChipModel
+        from spikefab.sim import ChipModel
         return Device(ModelTransport(ChipModel(config or ChipConfig())), name="model",
                       timeout=timeout)
     if spec == "sim":

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeforge import protocol as P
-from spikeforge.learning import (
+from spikefab import protocol as P
+from spikefab.learning import (
     ERROR_ACC_WIDTH,
     FACTOR_WIDTH,
     TRACE_MAX,
@@ -28,7 +28,7 @@ from spikeforge.learning import (
     Region,
     rule_registers,
 )
-from spikeforge.spec import pack_weight_word, unpack_weight_word
+from spikefab.spec import pack_weight_word, unpack_weight_word
 
 from .link import ChipError
 
@@ -57,7 +57,7 @@ def plastic_cores(client) -> tuple[int, ...]:
 def configure_rule(client, core: int, rule: str | None = None, *, seed: int | None = None,
                    **values):
     """Set every learning register of `core` in one request: preset `rule`
-    (`spikeforge.learning.RULES`) overridden by `values` (LearnRegisters fields; enable=1
+    (`spikefab.learning.RULES`) overridden by `values` (LearnRegisters fields; enable=1
     unless given), and the LFSR seed if `seed` is given. See `rule_registers`."""
     client.write_learn(core, Region.REGISTERS, 0, rule_registers(client.config.core, rule,
                                                                   seed=seed, **values))

@@ -1,8 +1,8 @@
-"""Host side of the link protocol: a client that speaks `spikeforge.protocol` over a transport.
+"""Host side of the link protocol: a client that speaks `spikefab.protocol` over a transport.
 
 A transport moves bytes: `write(data)` sends, `read_frame(timeout)` returns the next frame body
 (the bytes before a 0x00 delimiter). `ModelTransport` runs the chip's golden model in-process;
-`SerialTransport` reaches a board, or the simulated board of `spikeforge board-sim`, through
+`SerialTransport` reaches a board, or the simulated board of `spikefab board-sim`, through
 pyserial (a serial port, a pty, or a `socket://` URL). A transport's `window` is the number of
 request bytes that may be sent before their replies arrive (flow control, docs/host.md).
 """
@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from spikeforge import protocol as P
-from spikeforge.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
+from spikefab import protocol as P
+from spikefab.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
 
 __all__ = ["ChipError", "LinkError", "ModelTransport", "RecordingTransport", "SerialTransport",
            "ChipClient", "Identity", "UART_WINDOW"]
@@ -40,7 +40,7 @@ class ChipError(RuntimeError):
 
 
 class ModelTransport:
-    """In-process transport to a `spikeforge.sim.ChipModel`."""
+    """In-process transport to a `spikefab.sim.ChipModel`."""
 
     #: The model answers each request as it is written: any window is safe.
     window = 1 << 20
@@ -69,7 +69,7 @@ class ModelTransport:
 
 class RecordingTransport(ModelTransport):
     """A model transport that keeps every request chunk and the model's reply to it, so the
-    same bytes can be replayed into the gateware (`spikeforge.hw.rtlsim.run_chip_exchange`)."""
+    same bytes can be replayed into the gateware (`spikefab.hw.rtlsim.run_chip_exchange`)."""
 
     def __init__(self, model):
         super().__init__(model)
@@ -88,7 +88,7 @@ class SerialTransport:
 
     `url` forms: `serial:///dev/ttyUSB1?baud=3000000` (a port and its baud rate), a device path
     (`/dev/ttyUSB1`, `COM3`), or any pyserial URL (`socket://127.0.0.1:7000` for
-    `spikeforge board-sim`, `loop://`, `spy://...`, `rfc2217://...`). `window` defaults to
+    `spikefab board-sim`, `loop://`, `spy://...`, `rfc2217://...`). `window` defaults to
     `UART_WINDOW`. Raises `LinkError` (naming the port) if it cannot be opened.
     """
 
@@ -336,7 +336,7 @@ class ChipClient:
     # Learning (plastic cores) ----------------------------------------------------------------
 
     def write_learn(self, core: int, region: int, first: int, words):
-        """Write words of LEARN region `region` (`spikeforge.learning.Region`) of a plastic
+        """Write words of LEARN region `region` (`spikefab.learning.Region`) of a plastic
         core from address `first` on (WRITE_LEARN, split into frames)."""
         self._write_words(P.Op.WRITE_LEARN, bytes([core, int(region)]), first, list(words),
                           P.learn_item_bytes(self.config.core, region), "<I")

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge import protocol as P
-from spikeforge.sim.lif import lif_update
-from spikeforge.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
+from spikefab import protocol as P
+from spikefab.sim.lif import lif_update
+from spikefab.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
 
 from .learning import (
     configure_rule,
@@ -407,8 +407,8 @@ def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | Non
     and cached), whose every reply byte must equal the model's (`SimulationFailed` otherwise).
     The spikes returned are therefore the gateware's.
     """
-    from spikeforge.hw.rtlsim import run_chip_exchange
-    from spikeforge.sim import ChipModel
+    from spikefab.hw.rtlsim import run_chip_exchange
+    from spikefab.sim import ChipModel
 
     from .link import ChipClient, RecordingTransport
     transport = RecordingTransport(ChipModel(image.config))

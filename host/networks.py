@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeforge.spec import CoreConfig, NeuronParams, ResetMode
+from spikefab.spec import CoreConfig, NeuronParams, ResetMode
 
 __all__ = ["random_params", "random_weights", "poisson_events", "events_to_raster"]
 

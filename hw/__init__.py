@@ -1,4 +1,4 @@
-"""Amaranth 0.5 gateware of spikeforge."""
+"""Amaranth 0.5 gateware of spikefab."""
 
 from .core import LIFCore
 

@@ -1,13 +1,13 @@
 """cocotb bridge between the simulated board (`SimBoard`) and a real byte channel.
 
-`spikeforge board-sim` runs this "test" under Verilator: it listens on a TCP socket
+`spikefab board-sim` runs this "test" under Verilator: it listens on a TCP socket
 (`socket://127.0.0.1:PORT`, pyserial's socket URL) or opens a pseudo-terminal, and moves every
 byte the host sends into the board's input stream and every byte the board sends back out, for as
-long as it runs. Settings come from the environment (set by `spikeforge.hw.rtlsim.serve_board`):
+long as it runs. Settings come from the environment (set by `spikefab.hw.rtlsim.serve_board`):
 
-- `SPIKEFORGE_BOARD_LISTEN`: `socket:HOST:PORT` (PORT 0 picks a free port) or `pty`;
-- `SPIKEFORGE_BOARD_READY`: a file that receives the URL to open once the board is listening;
-- `SPIKEFORGE_BOARD_ONCE`: `1` ends the simulation when the first socket client disconnects.
+- `SPIKEFAB_BOARD_LISTEN`: `socket:HOST:PORT` (PORT 0 picks a free port) or `pty`;
+- `SPIKEFAB_BOARD_READY`: a file that receives the URL to open once the board is listening;
+- `SPIKEFAB_BOARD_ONCE`: `1` ends the simulation when the first socket client disconnects.
 
 Scheduling: Python is woken every clock cycle only while bytes move (one byte per cycle each way);
 otherwise the simulator runs on in growing slices (16 to 4096 cycles) until a reply byte appears.
@@ -24,7 +24,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 from .rtlsim import high, hold_reset
 
@@ -155,14 +155,14 @@ async def move_bytes(dut, to_chip: bytearray, got: bytearray, limit: int = 8192)
 
 @cocotb.test()
 async def serve(dut):
-    once = os.environ.get("SPIKEFORGE_BOARD_ONCE") == "1"
-    link = open_link(os.environ.get("SPIKEFORGE_BOARD_LISTEN", "socket:127.0.0.1:0"))
+    once = os.environ.get("SPIKEFAB_BOARD_ONCE") == "1"
+    link = open_link(os.environ.get("SPIKEFAB_BOARD_LISTEN", "socket:127.0.0.1:0"))
     # The clock toggles in the simulator's C++ layer ("gpi"): Python is not woken for edges
     # nobody awaits, which makes the idle slices cheap.
     Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
     await hold_reset(dut, 2, idle=("i__valid", "o__ready"))
     await RisingEdge(dut.clk)
-    ready_path = os.environ.get("SPIKEFORGE_BOARD_READY")
+    ready_path = os.environ.get("SPIKEFAB_BOARD_READY")
     if ready_path:
         with open(ready_path + ".tmp", "w") as f:
             f.write(link.url)

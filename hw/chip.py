@@ -10,7 +10,7 @@ Data path (`docs/architecture.md` has the picture)::
                   ▲                                                 └► host FIFO (step, source)
                   └────────────── host INPUT events (step t) ─► Router
 
-The engine executes one request at a time, exactly as `spikeforge.sim.ChipModel.execute` does:
+The engine executes one request at a time, exactly as `spikefab.sim.ChipModel.execute` does:
 it first waits until every core, FIFO and the router are idle (so no configuration write can
 overtake an event still queued), checks every argument (a failed check changes nothing), then
 acts and replies. Ticking: every core gets TICK at once; their spikes are collected core by core
@@ -23,10 +23,10 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge import protocol as P
-from spikeforge.learning import READ_ONLY, REGION_SHIFT, Region, region_width
-from spikeforge.learning import Reg as LearnReg
-from spikeforge.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_fields, word_width
+from spikefab import protocol as P
+from spikefab.learning import READ_ONLY, REGION_SHIFT, Region, region_width
+from spikefab.learning import Reg as LearnReg
+from spikefab.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_fields, word_width
 
 from .arith import bump
 from .core import LIFCore

@@ -1,7 +1,7 @@
 """cocotb bench of the whole chip through its byte stream, compared with the golden model.
 
 The scenario is a list of request chunks (byte strings) and, for each, the reply bytes that
-`spikeforge.sim.ChipModel.feed` returned for it. The bench sends every chunk (random idle gaps),
+`spikefab.sim.ChipModel.feed` returned for it. The bench sends every chunk (random idle gaps),
 reads the reply bytes (random back-pressure) and compares them byte for byte; the first
 difference fails the test naming the request, its opcode, the offset, expected and actual bytes.
 """
@@ -19,7 +19,7 @@ from .rtlsim import high, hold_reset
 
 @cocotb.test()
 async def byte_exchange(dut):
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"]) as f:
         sc = {k: f[k] for k in f.files}
     seed = int(sc["seed"])
     gap, stall = float(sc["gap_prob"]), float(sc["stall_prob"])
@@ -72,7 +72,7 @@ async def byte_exchange(dut):
             dut._log.info("request %d/%d matched (%d cycles)", r + 1, len(offsets) - 1, cycles)
     result["cycles"] = np.array(cycles)
     result["request_cycles"] = np.array(request_cycles, dtype=np.int64)
-    np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
+    np.savez(os.environ["SPIKEFAB_RESULT"], **result)
     assert "failure" not in result, result.get("failure")
 
 
@@ -128,7 +128,7 @@ class _UARTHost:
 @cocotb.test()
 async def uart_exchange(dut):
     """The same comparison through the UART lines, one bit per `divisor` cycles."""
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"]) as f:
         sc = {k: f[k] for k in f.files}
     d = int(sc["divisor"])
     data, offsets = sc["requests"].tobytes(), sc["request_offsets"]
@@ -146,7 +146,7 @@ async def uart_exchange(dut):
                                  f"{bytes(host.got[start:]).hex()}")
             break
     result["bytes"] = np.array(len(host.got))
-    np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
+    np.savez(os.environ["SPIKEFAB_RESULT"], **result)
 
 
 @cocotb.test()
@@ -158,7 +158,7 @@ async def uart_flood(dut):
     then sends `after` (a delimiter and READ_STATUS), runs `after_cycles` more cycles and
     records every byte the chip sent.
     """
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"]) as f:
         sc = {k: f[k] for k in f.files}
     host = _UARTHost(dut, int(sc["divisor"]))
     await host.reset()
@@ -166,4 +166,4 @@ async def uart_flood(dut):
     await host.receive(int(sc["busy_reply_bytes"]), int(sc["max_cycles"]))
     await host.send(sc["after"].tobytes())
     await host.receive(1 << 16, int(sc["after_cycles"]))
-    np.savez(os.environ["SPIKEFORGE_RESULT"], got=np.frombuffer(bytes(host.got), dtype=np.uint8))
+    np.savez(os.environ["SPIKEFAB_RESULT"], got=np.frombuffer(bytes(host.got), dtype=np.uint8))

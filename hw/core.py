@@ -33,8 +33,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.learning import plastic_config_error
-from spikeforge.spec import COUNTER_WIDTH, CoreConfig
+from spikefab.learning import plastic_config_error
+from spikefab.spec import COUNTER_WIDTH, CoreConfig
 
 from .arith import bump
 from .layouts import (

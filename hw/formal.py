@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Bounded formal proofs of the event router (`spikeforge.hw.router.Router`) with SymbiYosys.
+"""Bounded formal proofs of the event router (`spikefab.hw.router.Router`) with SymbiYosys.
 
 `RouterFormal` wraps a small router (`FORMAL_CFG`: 6 sources, 8 route entries) in a property
 checker; `run_bmc` runs SymbiYosys on it (YoWASP's yosys and sby from PyPI, engine
@@ -64,8 +64,8 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cover, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
-from spikeforge import protocol as P
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab import protocol as P
+from spikefab.spec import ChipConfig, CoreConfig
 
 from .router import SOURCE_WIDTH, Router
 

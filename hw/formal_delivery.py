@@ -1,10 +1,10 @@
 # amaranth: UnusedElaboratable=no
-"""Bounded formal proofs of event delivery (`spikeforge.hw.delivery.Delivery`): the FIFOs.
+"""Bounded formal proofs of event delivery (`spikefab.hw.delivery.Delivery`): the FIFOs.
 
 `DeliveryFormal` wraps a small `Delivery` (`FORMAL_CFG`: 2 cores, command FIFOs of
 `FORMAL_CMD_DEPTH` entries, a host FIFO of 2) in a checker that keeps its own reference queues
 (shadows): one per command FIFO and one for the host FIFO. A transfer into the design pushes the
-shadow, a transfer out of it pops the shadow. `run_bmc` (in `spikeforge.hw.formal`) runs it.
+shadow, a transfer out of it pops the shadow. `run_bmc` (in `spikefab.hw.formal`) runs it.
 
 Environment: every input is free in every cycle (router events, host events, engine commands,
 the consumers' `ready`, `step`, `clear_dropped`); inputs need not even obey the stream rules.
@@ -35,7 +35,7 @@ Not covered: anything past the bound, other depths or core counts (the checker i
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab.spec import ChipConfig, CoreConfig
 
 from .delivery import Delivery
 from .layouts import CoreOp, command_layout

@@ -1,7 +1,7 @@
-"""Link framing in gateware: COBS + CRC-16 frames in and out (see `spikeforge.protocol`).
+"""Link framing in gateware: COBS + CRC-16 frames in and out (see `spikefab.protocol`).
 
 `FrameReceiver` decodes the byte stream into a frame buffer, one byte per cycle, and reports each
-frame's status exactly as `spikeforge.protocol.decode_frame` would. `FrameTransmitter` takes a
+frame's status exactly as `spikefab.protocol.decode_frame` would. `FrameTransmitter` takes a
 reply payload written into its buffer, appends the CRC and streams it out COBS-encoded, byte for
 byte what the `cobs` library produces.
 
@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 from .spram import buffer_ports
 

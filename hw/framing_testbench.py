@@ -3,7 +3,7 @@
 `FrameEcho` answers every frame: an OK frame with its own payload, any other with the 3-byte
 error payload (ERROR_OP, 0, status) that the chip sends. The bench sends seeded random traffic
 (good frames, bit flips, truncations, oversize and empty frames) with random idle gaps and
-back-pressure, and checks that the bytes coming back equal what `spikeforge.protocol` (built on
+back-pressure, and checks that the bytes coming back equal what `spikefab.protocol` (built on
 the `cobs` and `crc` libraries) says they must be.
 """
 
@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 from .framing import FrameReceiver, FrameTransmitter
 from .rtlsim import high, hold_reset
@@ -111,7 +111,7 @@ def make_traffic(rng: random.Random, count: int):
 
 @cocotb.test()
 async def echo_traffic(dut):
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"]) as f:
         seed, count = int(f["seed"]), int(f["count"])
         gap, stall = float(f["gap_prob"]), float(f["stall_prob"])
     dut._log.info("seed %d", seed)
@@ -146,5 +146,5 @@ async def echo_traffic(dut):
                              f"{expected[first:first + 12].hex()}, got "
                              f"{bytes(received[first:first + 12]).hex()} "
                              f"({len(received)} of {len(expected)} bytes received)")
-    np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
+    np.savez(os.environ["SPIKEFAB_RESULT"], **result)
     assert "failure" not in result, result.get("failure")

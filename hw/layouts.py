@@ -1,13 +1,13 @@
 """Stream payloads and packed words of the core, built once from a `CoreConfig`.
 
 The packed parameter and state words are generated from the same field lists
-(`spikeforge.spec.param_fields`, `state_fields`) that the golden model and the host use.
+(`spikefab.spec.param_fields`, `state_fields`) that the golden model and the host use.
 """
 
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
-from spikeforge.spec import COUNTER_WIDTH, CoreConfig, Field, param_fields, state_fields
+from spikefab.spec import COUNTER_WIDTH, CoreConfig, Field, param_fields, state_fields
 
 __all__ = [
     "CoreOp", "SpikeKind", "ConfigSpace", "AXON_WIDTH", "CONFIG_ADDR_WIDTH",

@@ -10,7 +10,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.spec import CoreConfig, ResetMode
+from spikefab.spec import CoreConfig, ResetMode
 
 from .arith import mul_decay, saturate
 from .layouts import param_layout, state_layout
@@ -51,7 +51,7 @@ def membrane_stage(m: Module, cfg: CoreConfig, *, v, ref, i_next, v_decayed, par
 class NeuronUpdate(wiring.Component):
     """Compute a neuron's next state and spike from its state, parameters and step input.
 
-    Ports: `state`, `params` (packed layouts of `spikeforge.spec`), `acc` (signed accumulator:
+    Ports: `state`, `params` (packed layouts of `spikefab.spec`), `acc` (signed accumulator:
     the exact sum of this step's input weights) in; `next_state`, `spike` and `v_sum` (the
     membrane sum before the spike test, for the plasticity unit's surrogate factor) out. Zero
     latency; the logic is two multipliers (I*alpha, V*beta), adders, saturation and a comparator.

@@ -1,6 +1,6 @@
 """The plasticity unit: three-factor learning by read-modify-write of the core's synapse memory.
 
-Implements `docs/plasticity.md` bit for bit (golden model: `spikeforge.sim.plasticity`). The unit
+Implements `docs/plasticity.md` bit for bit (golden model: `spikefab.sim.plasticity`). The unit
 is attached to a `LIFCore` built with `plastic=True`; it owns the learning state (mask memory with
 the synapse memory's word layout, pre/post traces, accumulated factors, host factors, targets,
 per-neuron factors P/D, registers, the LFSR) and, while the core's controller lets it (`run`),
@@ -24,7 +24,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.learning import (
+from spikefab.learning import (
     ERROR_ACC_WIDTH,
     FACTOR_WIDTH,
     LFSR_JUMP,
@@ -44,8 +44,8 @@ from spikeforge.learning import (
     plastic_config_error,
     register_width,
 )
-from spikeforge.learning import lfsr_jump as model_lfsr_jump
-from spikeforge.spec import CoreConfig
+from spikefab.learning import lfsr_jump as model_lfsr_jump
+from spikefab.spec import CoreConfig
 
 from .arith import saturate
 from .layouts import CONFIG_ADDR_WIDTH, config_data_width
@@ -74,7 +74,7 @@ def lfsr_jump(state, steps: int = LFSR_JUMP):
     """The LFSR advanced by `steps` single steps, as a sparse XOR network.
 
     The jump is linear over GF(2): new bit i is the XOR of the old bits b whose image
-    `spikeforge.learning.lfsr_jump(2**b, steps)` has bit i set.
+    `spikefab.learning.lfsr_jump(2**b, steps)` has bit i set.
     """
     columns = [model_lfsr_jump(1 << b, steps) for b in range(LFSR_WIDTH)]
     bits = []
@@ -86,7 +86,7 @@ def lfsr_jump(state, steps: int = LFSR_JUMP):
 
 def register_ok(cfg: CoreConfig, index, wdata, seed_lo):
     """Whether writing `wdata` to learning register `index` is allowed, as logic: the twin of
-    `spikeforge.learning.check_register` (`seed_lo`: the SEED_LO a SEED_HI write pairs with).
+    `spikefab.learning.check_register` (`seed_lo`: the SEED_LO a SEED_HI write pairs with).
     Shared by the unit's config port and the chip's request validation."""
     ww = cfg.weight_width
     checks = {

@@ -1,15 +1,15 @@
 """cocotb testbench of a plastic LIF core: every weight equals the golden model's after every step.
 
-Loaded by `spikeforge.hw.rtlsim.run_plastic_scenario`. The scenario (`.npz`) holds the core's
+Loaded by `spikefab.hw.rtlsim.run_plastic_scenario`. The scenario (`.npz`) holds the core's
 configuration, neuron parameters, weights, the plastic mask, register writes (at step 0 and later,
 so rules change at run time), the LFSR seed, and per step the input events, host factors and
 target spikes. Per step the bench writes the step's host factors and targets through the LEARN
 config space, sends the events and a TICK, waits for STEP_END, runs the model
-(`spikeforge.sim.plasticity.PlasticCoreModel`) and compares: spikes, status counters, every
+(`spikefab.sim.plasticity.PlasticCoreModel`) and compares: spikes, status counters, every
 neuron's V/I/refractory count, **every weight**, every trace, spike bit and accumulated factor, the
 LFSR state and the epoch counter; it also checks that every weight the learning step changed lies
 within the bounds, and it measures the cycles from TICK to STEP_END against
-`spikeforge.hw.plasticity.learning_step_cycles`. The first mismatch fails with the step, the
+`spikefab.hw.plasticity.learning_step_cycles`. The first mismatch fails with the step, the
 address and both values.
 """
 
@@ -20,9 +20,9 @@ import os
 import cocotb
 import numpy as np
 
-from spikeforge.learning import REGION_SHIFT, Reg, Region, check_register
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig, unpack_weight_word
+from spikefab.learning import REGION_SHIFT, Reg, Region, check_register
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import CoreConfig, unpack_weight_word
 
 from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
 from .plasticity import learning_step_cycles
@@ -187,7 +187,7 @@ async def run_plastic_scenario(dut):
         result["failure"] = f"seed {seed}: {exc}"
         raise AssertionError(result["failure"]) from None
     finally:
-        np.savez(os.environ["SPIKEFORGE_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
+        np.savez(os.environ["SPIKEFAB_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
 
 
 async def run_step(bench: StreamBench, model: PlasticCoreModel, step: int, axons, result):
@@ -212,7 +212,7 @@ async def run_step(bench: StreamBench, model: PlasticCoreModel, step: int, axons
     cycles = outputs[-1]["cycle"] - tick_accept
     result["tick_cycles"].append(cycles)
     result["spike_count"].append(len(expected))
-    if bench.stall_prob == 0 and os.environ.get("SPIKEFORGE_CHECK_CYCLES", "1") == "1":
+    if bench.stall_prob == 0 and os.environ.get("SPIKEFAB_CHECK_CYCLES", "1") == "1":
         want = TICK_TO_STEP_END(cfg)
         if enabled:
             want += learning_step_cycles(cfg, model.rows - rows_before)

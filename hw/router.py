@@ -4,7 +4,7 @@ For every source id taken from `i_source` the router reads the source's route-in
 (start, count) and then the destinations start .. start + count - 1 of the shared destination
 list, in order: a core destination leaves on `o_event` as (core, axon), a host destination on
 `o_host` as the source id. `docs/architecture.md` shows where it sits in the chip;
-`spikeforge.sim.ChipModel._route` is its golden-model twin.
+`spikefab.sim.ChipModel._route` is its golden-model twin.
 
 Cycle cost: 2 cycles per source to look up its index entry, then one destination per cycle while
 the outputs are not back-pressured. Nothing is dropped: a stalled output stalls the router.
@@ -16,8 +16,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge import protocol as P
-from spikeforge.spec import COUNTER_WIDTH, ChipConfig
+from spikefab import protocol as P
+from spikefab.spec import COUNTER_WIDTH, ChipConfig
 
 from .arith import bump
 

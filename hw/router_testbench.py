@@ -1,6 +1,6 @@
 """cocotb bench of the router: random tables and sources, outputs checked against the model.
 
-The expected output is what `spikeforge.sim.ChipModel._route` does: for each source, in order,
+The expected output is what `spikefab.sim.ChipModel._route` does: for each source, in order,
 its destinations start .. start + count - 1; core destinations on `o_event`, host destinations
 on `o_host`. Random idle gaps on `i_source` and random back-pressure on both outputs.
 """
@@ -13,7 +13,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 from .rtlsim import high, hold_reset
 
@@ -35,7 +35,7 @@ def expected_outputs(index, dests, sources, n_sources):
 
 @cocotb.test()
 async def route_traffic(dut):
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"]) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"]) as f:
         sc = {k: f[k] for k in f.files}
     seed = int(sc["seed"])
     dut._log.info("seed %d", seed)
@@ -96,5 +96,5 @@ async def route_traffic(dut):
               "cycles": np.array(cycles)}
     if failure:
         result["failure"] = failure
-    np.savez(os.environ["SPIKEFORGE_RESULT"], **result)
+    np.savez(os.environ["SPIKEFAB_RESULT"], **result)
     assert not failure, failure

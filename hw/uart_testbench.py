@@ -1,10 +1,10 @@
 """cocotb testbench of the 8N1 UART: drives and decodes the serial lines bit by bit from Python.
 
-Loaded inside the simulator by `tests/test_uart.py` through `spikeforge.hw.rtlsim.run_cocotb`, on
-a `spikeforge.hw.uart.UARTLoopbackHarness` (a transmitter and a receiver, not connected). The
+Loaded inside the simulator by `tests/test_uart.py` through `spikefab.hw.rtlsim.run_cocotb`, on
+a `spikefab.hw.uart.UARTLoopbackHarness` (a transmitter and a receiver, not connected). The
 scenario `.npz` holds `seed`, `tx_divisor`, `rx_divisor`, `n_bytes` and, for the receive test,
 `mismatch` (the sender's relative bit-period error). Every random choice comes from `seed`, which is
-logged and named in every failure message. Results go to the `.npz` named by `$SPIKEFORGE_RESULT`
+logged and named in every failure message. Results go to the `.npz` named by `$SPIKEFAB_RESULT`
 (`bytes_checked`, plus a `failure` string if a check failed).
 
 One coroutine services everything once per clock cycle. After `await RisingEdge` it reads the
@@ -190,7 +190,7 @@ def decode_tx(samples: list[int], divisor: int) -> list[tuple[int, int]]:
 
 
 def _load_scenario() -> dict:
-    with np.load(os.environ["SPIKEFORGE_SCENARIO"], allow_pickle=False) as f:
+    with np.load(os.environ["SPIKEFAB_SCENARIO"], allow_pickle=False) as f:
         return {k: f[k].item() for k in f.files}
 
 
@@ -208,7 +208,7 @@ async def _run(dut, body):
         result["failure"] = f"seed {seed}: {exc}"
         raise AssertionError(result["failure"]) from None
     finally:
-        np.savez(os.environ["SPIKEFORGE_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
+        np.savez(os.environ["SPIKEFAB_RESULT"], **{k: np.asarray(v) for k, v in result.items()})
 
 
 @cocotb.test()

@@ -1,4 +1,4 @@
-"""Bit-exact NumPy golden model of the spikeforge gateware; also a fast simulator for users."""
+"""Bit-exact NumPy golden model of the spikefab gateware; also a fast simulator for users."""
 
 from .chip import ChipModel
 from .lif import CoreModel

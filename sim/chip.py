@@ -20,11 +20,11 @@ from collections import deque
 
 import numpy as np
 
-from spikeforge import learning
-from spikeforge import protocol as P
-from spikeforge.learning import READ_ONLY, Region, check_register
-from spikeforge.learning import Reg as LearnReg
-from spikeforge.spec import (
+from spikefab import learning
+from spikefab import protocol as P
+from spikefab.learning import READ_ONLY, Region, check_register
+from spikefab.learning import Reg as LearnReg
+from spikefab.spec import (
     COUNTER_MAX,
     ChipConfig,
     param_fields,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeforge.spec import (
+from spikefab.spec import (
     COUNTER_MAX,
     CoreConfig,
     NeuronParams,

@@ -2,7 +2,7 @@
 
 `PlasticCoreModel` is a `CoreModel` whose tick is followed by the learning step (neuron pass, axon
 pass with synapse updates, epoch counter). Integer arithmetic only, vectorised over neurons and
-axons; the stochastic-rounding LFSR is drawn in blocks (`spikeforge.learning.LfsrStream`) and
+axons; the stochastic-rounding LFSR is drawn in blocks (`spikefab.learning.LfsrStream`) and
 consumed in exactly the gateware's order: axon ascending, then neuron ascending.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeforge.learning import (
+from spikefab.learning import (
     ERROR_ACC_WIDTH,
     FACTOR_WIDTH,
     TRACE_DECAY_BITS,
@@ -29,7 +29,7 @@ from spikeforge.learning import (
     region_width,
     split_bounds,
 )
-from spikeforge.spec import CoreConfig, NeuronParams, saturate
+from spikefab.spec import CoreConfig, NeuronParams, saturate
 
 from .lif import CoreModel, lif_update
 

@@ -25,7 +25,7 @@ _build_root: Path | None = None
 
 def build_board_quietly(board: str, build_dir: str):
     """Build `board` in `build_dir`/`board`; the tools' output goes to `board`-tools.log there."""
-    from spikeforge.boards import build as B
+    from spikefab.boards import build as B
     Path(build_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(build_dir) / f"{board}-tools.log", "w") as log:
         os.dup2(log.fileno(), 1)
@@ -38,7 +38,7 @@ def _start(board: str):
     if _pool is None:
         _pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        _build_root = Path(tempfile.mkdtemp(prefix="spikeforge-boards-"))
+        _build_root = Path(tempfile.mkdtemp(prefix="spikefab-boards-"))
     if board not in _futures:
         _futures[board] = _pool.submit(build_board_quietly, board, str(_build_root))
     return _futures[board]

@@ -2,7 +2,7 @@
 
 import random
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 KINDS = ("junk", "flip", "truncate", "oversize", "burst", "empty")
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from spikeforge.host import learning as L
-from spikeforge.host.networks import random_params
-from spikeforge.learning import RULES, Region
+from spikefab.host import learning as L
+from spikefab.host.networks import random_params
+from spikefab.learning import RULES, Region
 
 
 def random_rule(rng, cfg):

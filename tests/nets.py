@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from spikeforge.host.network import Network
+from spikefab.host.network import Network
 
 
 def all_to_all(n_inputs: int = 4, size: int = 64) -> Network:

@@ -1,9 +1,9 @@
 """Hardware in the loop: the host's ChipClient against a programmed board on a serial port.
 
-Runs only when a board is attached: set SPIKEFORGE_BOARD_PORT to its serial port (e.g.
-/dev/ttyUSB1 for the iCEBreaker's second FT2232H channel), SPIKEFORGE_BOARD to its name
-(icebreaker or ulx3s) and optionally SPIKEFORGE_BOARD_BAUD (default 1000000, the build's
-default). Program the board first: `spikeforge build --board <name> --program`.
+Runs only when a board is attached: set SPIKEFAB_BOARD_PORT to its serial port (e.g.
+/dev/ttyUSB1 for the iCEBreaker's second FT2232H channel), SPIKEFAB_BOARD to its name
+(icebreaker or ulx3s) and optionally SPIKEFAB_BOARD_BAUD (default 1000000, the build's
+default). Program the board first: `spikefab build --board <name> --program`.
 """
 
 import os
@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from spikeforge import protocol as P
-from spikeforge.host.link import ChipClient, LinkError
+from spikefab import protocol as P
+from spikefab.host.link import ChipClient, LinkError
 
-PORT = os.environ.get("SPIKEFORGE_BOARD_PORT")
+PORT = os.environ.get("SPIKEFAB_BOARD_PORT")
 pytestmark = pytest.mark.skipif(
-    not PORT, reason="no board attached: set SPIKEFORGE_BOARD_PORT (and SPIKEFORGE_BOARD) to "
+    not PORT, reason="no board attached: set SPIKEFAB_BOARD_PORT (and SPIKEFAB_BOARD) to "
                      "run the hardware-in-the-loop tests")
 
 
@@ -46,11 +46,11 @@ class SerialTransport:
 
 @pytest.fixture(scope="module")
 def client():
-    from spikeforge.boards.build import BOARDS
-    board = os.environ.get("SPIKEFORGE_BOARD", "icebreaker")
+    from spikefab.boards.build import BOARDS
+    board = os.environ.get("SPIKEFAB_BOARD", "icebreaker")
     if board not in BOARDS:
-        pytest.fail(f"SPIKEFORGE_BOARD must be one of {sorted(BOARDS)}, not {board!r}")
-    transport = SerialTransport(PORT, int(os.environ.get("SPIKEFORGE_BOARD_BAUD", 1_000_000)))
+        pytest.fail(f"SPIKEFAB_BOARD must be one of {sorted(BOARDS)}, not {board!r}")
+    transport = SerialTransport(PORT, int(os.environ.get("SPIKEFAB_BOARD_BAUD", 1_000_000)))
     chip = ChipClient(transport)
     assert chip.config == BOARDS[board].chip, "the board runs a different chip configuration"
     yield chip

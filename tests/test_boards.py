@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from spikeforge.boards import build as B
-from spikeforge.boards.area import rollup
-from spikeforge.boards.pll import ecp5_pll, ice40_pll
-from spikeforge.boards.top import uart_divisor
-from spikeforge.cli import main
-from spikeforge.spec import ChipConfig
+from spikefab.boards import build as B
+from spikefab.boards.area import rollup
+from spikefab.boards.pll import ecp5_pll, ice40_pll
+from spikefab.boards.top import uart_divisor
+from spikefab.cli import main
+from spikefab.spec import ChipConfig
 
 # PLL settings and parameters (no tools) ------------------------------------------------------
 
@@ -77,7 +77,7 @@ def test_report_checker_flags_overuse_and_missed_timing(tmp_path):
         "utilization": {"ICESTORM_LC": {"used": 6000, "available": 5280},
                         "ICESTORM_SPRAM": {"used": 2, "available": 4}},
         "fmax": {"clk": {"achieved": 20.5, "constraint": 24.0}}}))
-    (tmp_path / "spikeforge.rpt").write_text(
+    (tmp_path / "spikefab.rpt").write_text(
         "   9 cells\n     1   SB_DFF\n   40 cells\n     12   SB_DFFE\n     3   SB_DFF\n")
 
     class Top:

@@ -8,11 +8,11 @@ import pytest
 from garbage import garbage_chunk
 from nets import all_to_all
 
-from spikeforge import protocol as P
-from spikeforge.host.link import ChipClient, ChipError, ModelTransport
-from spikeforge.host.network import Network, NetworkDoesNotFit, SpikesLost, load, run
-from spikeforge.sim import ChipModel
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab import protocol as P
+from spikefab.host.link import ChipClient, ChipError, ModelTransport
+from spikefab.host.network import Network, NetworkDoesNotFit, SpikesLost, load, run
+from spikefab.sim import ChipModel
+from spikefab.spec import ChipConfig, CoreConfig
 
 SMALL = ChipConfig(core=CoreConfig(n_neurons=32, n_axons=128, weights_per_word=4), n_cores=3,
                    n_inputs=48, route_entries=1024, max_host_events=512, host_buffer=256)

@@ -14,12 +14,12 @@ import pytest
 from garbage import garbage_chunk
 from nets import all_to_all
 
-from spikeforge import protocol as P
-from spikeforge.host.link import ChipClient, ChipError, RecordingTransport
-from spikeforge.host.network import Network, SpikesLost, load, run, run_on_rtl
-from spikeforge.hw.rtlsim import run_chip_exchange, run_cocotb
-from spikeforge.sim import ChipModel
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab import protocol as P
+from spikefab.host.link import ChipClient, ChipError, RecordingTransport
+from spikefab.host.network import Network, SpikesLost, load, run, run_on_rtl
+from spikefab.hw.rtlsim import run_chip_exchange, run_cocotb
+from spikefab.sim import ChipModel
+from spikefab.spec import ChipConfig, CoreConfig
 
 CFG = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=64, weights_per_word=4), n_cores=3,
                  n_inputs=16, route_entries=256, max_host_events=128, host_buffer=64)
@@ -154,7 +154,7 @@ def test_errors_garbage_and_recovery_match_model_byte_for_byte():
 
 def test_chip_over_uart_answers_like_the_model():
     """Bit-level UART in and out (divisor 4): identify, configure, run, read status."""
-    from spikeforge.hw.chip import ChipOverUART
+    from spikefab.hw.chip import ChipOverUART
     transport = RecordingTransport(ChipModel(CFG))
     client = ChipClient(transport)
     client.write_route_index(CFG.input_source(2), [(0, 2)])
@@ -171,7 +171,7 @@ def test_chip_over_uart_answers_like_the_model():
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     reply_offsets = np.concatenate([[0], np.cumsum([len(c) for c in transport.replies])])
     result = run_cocotb(ChipOverUART(CFG, divisor=4), "chip_uart",
-                        "spikeforge.hw.chip_testbench", "uart_exchange",
+                        "spikefab.hw.chip_testbench", "uart_exchange",
                         {"divisor": np.array(4),
                          "requests": np.frombuffer(b"".join(chunks), dtype=np.uint8),
                          "request_offsets": offsets,
@@ -183,7 +183,7 @@ def test_chip_over_uart_answers_like_the_model():
 def test_uart_receive_overflow_is_counted_in_status():
     """A host that floods the UART while the chip runs a long TICK: the receive FIFO (one
     maximal frame) overflows, the loss is counted in READ_STATUS, and the chip answers on."""
-    from spikeforge.hw.chip import ChipOverUART
+    from spikefab.hw.chip import ChipOverUART
     seed = 5
     print(f"seed {seed}")
     busy = P.request(P.Op.TICK, 1, struct.pack("<H", 2000))
@@ -191,7 +191,7 @@ def test_uart_receive_overflow_is_counted_in_status():
     flood = bytes(random.Random(seed).randrange(1, 256) for _ in range(P.MAX_ENCODED + 100))
     after = b"\x00" + P.request(P.Op.READ_STATUS, 2)
     result = run_cocotb(ChipOverUART(CFG, divisor=4), "chip_uart",
-                        "spikeforge.hw.chip_testbench", "uart_flood",
+                        "spikefab.hw.chip_testbench", "uart_flood",
                         {"divisor": np.array(4), "busy": np.frombuffer(busy, dtype=np.uint8),
                          "flood": np.frombuffer(flood, dtype=np.uint8),
                          "after": np.frombuffer(after, dtype=np.uint8),

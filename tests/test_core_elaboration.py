@@ -4,9 +4,9 @@
 import pytest
 from amaranth.back import rtlil
 
-from spikeforge.hw import LIFCore
-from spikeforge.hw.layouts import command_layout, spike_layout
-from spikeforge.spec import CoreConfig
+from spikefab.hw import LIFCore
+from spikefab.hw.layouts import command_layout, spike_layout
+from spikefab.spec import CoreConfig
 
 
 def test_ports_are_streams_with_documented_payloads():

@@ -8,11 +8,11 @@ refractory count read back through the config port.
 import numpy as np
 import pytest
 
-from spikeforge.host.networks import poisson_events, random_params, random_weights
-from spikeforge.hw.rtlsim import make_scenario, run_scenario
-from spikeforge.hw.testbench import clear_model
-from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig, NeuronParams
+from spikefab.host.networks import poisson_events, random_params, random_weights
+from spikefab.hw.rtlsim import make_scenario, run_scenario
+from spikefab.hw.testbench import clear_model
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig, NeuronParams
 
 
 def expected_spikes(cfg, params, weights, steps, init_state=None, clear_steps=()):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeforge.host.events import open_recording
+from spikefab.host.events import open_recording
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

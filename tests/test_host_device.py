@@ -12,14 +12,14 @@ import time
 import numpy as np
 import pytest
 
-from spikeforge.cli import main
-from spikeforge.host.device import _config_arg, _Plan, open_device
-from spikeforge.host.encode import Encoder, EncoderConfig
-from spikeforge.host.events import open_recording, write_recording
-from spikeforge.host.link import LinkError
-from spikeforge.host.network import Network
-from spikeforge.host.synthetic import moving_shapes
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab.cli import main
+from spikefab.host.device import _config_arg, _Plan, open_device
+from spikefab.host.encode import Encoder, EncoderConfig
+from spikefab.host.events import open_recording, write_recording
+from spikefab.host.link import LinkError
+from spikefab.host.network import Network
+from spikefab.host.synthetic import moving_shapes
+from spikefab.spec import ChipConfig, CoreConfig
 
 # A small chip (fast to build and simulate) with a small host buffer, so streaming must fetch
 # often, and a per-step input limit the recording exceeds, so the cap is exercised.
@@ -85,9 +85,9 @@ def test_model_stream_matches_the_network_reference(recording):
 
 
 def start_board(*extra):
-    """Start `spikeforge board-sim` (our own process group); return (process, url)."""
-    ready = f"/tmp/spikeforge-test-board-{os.getpid()}-{time.monotonic_ns()}"
-    process = subprocess.Popen([sys.executable, "-m", "spikeforge.cli", "board-sim",
+    """Start `spikefab board-sim` (our own process group); return (process, url)."""
+    ready = f"/tmp/spikefab-test-board-{os.getpid()}-{time.monotonic_ns()}"
+    process = subprocess.Popen([sys.executable, "-m", "spikefab.cli", "board-sim",
                                 "--config", _config_arg(CFG), "--ready-file", ready, *extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from spikeforge.host.encode import Encoder, EncoderConfig
-from spikeforge.host.events import EVENTS_DTYPE
+from spikefab.host.encode import Encoder, EncoderConfig
+from spikefab.host.events import EVENTS_DTYPE
 
 
 def reference(events, cfg: EncoderConfig, sensor):

@@ -1,12 +1,12 @@
-"""Event files: written by faery, read back by spikeforge (and by aedat / evt3) identically;
+"""Event files: written by faery, read back by spikefab (and by aedat / evt3) identically;
 bad files give one clear error naming the file."""
 
 import faery
 import numpy as np
 import pytest
 
-from spikeforge.host.events import EVENTS_DTYPE, EventFileError, open_recording, write_recording
-from spikeforge.host.synthetic import DIRECTIONS, SCENES, moving_bar, moving_shapes
+from spikefab.host.events import EVENTS_DTYPE, EventFileError, open_recording, write_recording
+from spikefab.host.synthetic import DIRECTIONS, SCENES, moving_bar, moving_shapes
 
 SEED = 11
 

@@ -15,10 +15,10 @@ from learnrun import (
     step_teaching,
 )
 
-from spikeforge import protocol as P
-from spikeforge.host import learning as L
-from spikeforge.host.link import ChipClient, ChipError, ModelTransport
-from spikeforge.learning import (
+from spikefab import protocol as P
+from spikefab.host import learning as L
+from spikefab.host.link import ChipClient, ChipError, ModelTransport
+from spikefab.learning import (
     RULES,
     LearnRegisters,
     Reg,
@@ -26,9 +26,9 @@ from spikeforge.learning import (
     bounds_word,
     rule_registers,
 )
-from spikeforge.sim import ChipModel
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import ChipConfig, CoreConfig
+from spikefab.sim import ChipModel
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import ChipConfig, CoreConfig
 
 CORE = CoreConfig(n_neurons=8, n_axons=16, weights_per_word=2)
 ONE = ChipConfig(core=CORE, n_cores=1, n_inputs=16, route_entries=64, max_host_events=32,
@@ -245,7 +245,7 @@ def test_protocol_learning_run_equals_plasticity_model(seed):
 
 
 def test_device_learning_methods_and_plastic_config_string():
-    from spikeforge.host.device import _config_arg, open_device, parse_config
+    from spikefab.host.device import _config_arg, open_device, parse_config
     assert parse_config(_config_arg(MIXED)).plastic == (1,)
     assert "plastic" not in _config_arg(ChipConfig())
     seed = 24
@@ -272,7 +272,7 @@ def test_network_with_a_plastic_readout_learns_through_run():
     """Network level: a plastic connection (from zero weights) into a population on the plastic
     core learns from per-step targets sent by `run`; a fixed connection into the same neurons
     keeps its weights (the mask); the learned weights read back equal the chip model's."""
-    from spikeforge.host.network import (
+    from spikefab.host.network import (
         Network,
         NetworkDoesNotFit,
         configure_learning,

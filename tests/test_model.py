@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from spikeforge.host.networks import events_to_raster, poisson_events, random_params, random_weights
-from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig, NeuronParams, ResetMode, mul_decay
+from spikefab.host.networks import events_to_raster, poisson_events, random_params, random_weights
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig, NeuronParams, ResetMode, mul_decay
 
 SMALL = CoreConfig(n_neurons=4, n_axons=4, weights_per_word=1)
 HALF = SMALL.decay_one // 2  # beta = 0.5

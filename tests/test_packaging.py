@@ -12,14 +12,14 @@ def test_regular_install_maps_every_folder_into_one_namespace(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
-    code = ("import spikeforge.hw, spikeforge.sim, spikeforge.host, spikeforge.boards, "
-            "spikeforge.spec, spikeforge.cli as c; "
-            "print(spikeforge.hw.__file__); print(spikeforge.sim.__file__)")
+    code = ("import spikefab.hw, spikefab.sim, spikefab.host, spikefab.boards, "
+            "spikefab.spec, spikefab.cli as c; "
+            "print(spikefab.hw.__file__); print(spikefab.sim.__file__)")
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
                          capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()
-    assert out == [str(target / "spikeforge" / "hw" / "__init__.py"),
-                   str(target / "spikeforge" / "sim" / "__init__.py")]
-    # The bundled sample recording ships as package data, so `spikeforge run` works offline.
-    sample = target / "spikeforge" / "data" / "sample.aedat4"
-    assert sample.read_bytes() == (ROOT / "spikeforge" / "data" / "sample.aedat4").read_bytes()
+    assert out == [str(target / "spikefab" / "hw" / "__init__.py"),
+                   str(target / "spikefab" / "sim" / "__init__.py")]
+    # The bundled sample recording ships as package data, so `spikefab run` works offline.
+    sample = target / "spikefab" / "data" / "sample.aedat4"
+    assert sample.read_bytes() == (ROOT / "spikefab" / "data" / "sample.aedat4").read_bytes()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikeforge.learning import (
+from spikefab.learning import (
     LFSR_JUMP,
     LFSR_TOGGLE,
     LFSR_WIDTH,
@@ -15,8 +15,8 @@ from spikeforge.learning import (
     lfsr_jump,
     lfsr_step,
 )
-from spikeforge.sim.plasticity import PlasticCoreModel
-from spikeforge.spec import CoreConfig, NeuronParams
+from spikefab.sim.plasticity import PlasticCoreModel
+from spikefab.spec import CoreConfig, NeuronParams
 
 CFG = CoreConfig(n_neurons=4, n_axons=3, weights_per_word=2)
 

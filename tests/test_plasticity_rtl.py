@@ -9,11 +9,11 @@ and inside the bounds, and that TICK-to-STEP_END takes exactly the documented cy
 import numpy as np
 import pytest
 
-from spikeforge.host.networks import poisson_events, random_params
-from spikeforge.hw.plasticity_testbench import TICK_TO_STEP_END
-from spikeforge.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
-from spikeforge.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
-from spikeforge.spec import CoreConfig
+from spikefab.host.networks import poisson_events, random_params
+from spikefab.hw.plasticity_testbench import TICK_TO_STEP_END
+from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
+from spikefab.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
+from spikefab.spec import CoreConfig
 
 CFG = CoreConfig(n_neurons=8, n_axons=6, weights_per_word=2)
 

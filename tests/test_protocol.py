@@ -5,7 +5,7 @@ import random
 import pytest
 from cobs import cobs
 
-from spikeforge import protocol as P
+from spikefab import protocol as P
 
 
 def test_crc_is_crc16_ibm_3740_check_value():

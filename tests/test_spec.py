@@ -2,7 +2,7 @@
 
 import pytest
 
-from spikeforge.spec import (
+from spikefab.spec import (
     CoreConfig,
     Field,
     decay_from_float,

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil
 
-from spikeforge.host.networks import poisson_events, random_params, random_weights
-from spikeforge.hw.core import LIFCore
-from spikeforge.hw.rtlsim import make_scenario, run_scenario
-from spikeforge.hw.synapse import SynapseMemory, spram_count
-from spikeforge.sim import CoreModel
-from spikeforge.spec import CoreConfig
+from spikefab.host.networks import poisson_events, random_params, random_weights
+from spikefab.hw.core import LIFCore
+from spikefab.hw.rtlsim import make_scenario, run_scenario
+from spikefab.hw.synapse import SynapseMemory, spram_count
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig
 
 SPRAM_CASES = {
     # name: (config, seed); (banks in depth, SPRAMs in width) in the comment
@@ -65,11 +65,11 @@ def test_chip_with_every_single_port_memory_in_spram_matches_the_model():
     read-back and status must equal the model byte for byte."""
     from test_chip_rtl import random_network
 
-    from spikeforge.host.link import ChipClient, RecordingTransport
-    from spikeforge.host.network import load, run
-    from spikeforge.hw.rtlsim import run_chip_exchange
-    from spikeforge.sim import ChipModel
-    from spikeforge.spec import ChipConfig
+    from spikefab.host.link import ChipClient, RecordingTransport
+    from spikefab.host.network import load, run
+    from spikefab.hw.rtlsim import run_chip_exchange
+    from spikefab.sim import ChipModel
+    from spikefab.spec import ChipConfig
 
     seed = 34
     print(f"seed {seed}")

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The 8N1 UART under Verilator (or Icarus), driven and decoded bit by bit from Python.
 
-The cocotb side is `spikeforge.hw.uart_testbench`.
+The cocotb side is `spikefab.hw.uart_testbench`.
 
 Every case is seeded (the seed is printed and named in every failure message). The transmitter and
 the receiver of a `UARTLoopbackHarness` share one divisor per case, so each divisor is one build.
@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from spikeforge.hw.rtlsim import SimulationFailed, run_cocotb
-from spikeforge.hw.uart import UARTLoopbackHarness, UARTReceiver, UARTTransmitter
+from spikefab.hw.rtlsim import SimulationFailed, run_cocotb
+from spikefab.hw.uart import UARTLoopbackHarness, UARTReceiver, UARTTransmitter
 
 TOPLEVEL = "uart_harness"
-TESTBENCH = "spikeforge.hw.uart_testbench"
+TESTBENCH = "spikefab.hw.uart_testbench"
 
 
 def run(testcase: str, divisor: int, seed: int, **inputs) -> dict:

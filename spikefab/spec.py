@@ -1,5 +1,5 @@
-"""The numeric specification shared by the golden model (`spikeforge.sim`) and the gateware
-(`spikeforge.hw`).
+"""The numeric specification shared by the golden model (`spikefab.sim`) and the gateware
+(`spikefab.hw`).
 
 Everything that both sides must agree on bit for bit lives here: the core's parameters and their
 allowed ranges, the derived widths, the field order of the packed parameter and state words, and

@@ -1,4 +1,4 @@
-"""The `spikeforge` command line."""
+"""The `spikefab` command line."""
 
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("spikeforge")
+log = logging.getLogger("spikefab")
 
 
 def _demo(args) -> int:
     """Run a seeded random network on the golden model and on the simulated gateware."""
-    from spikeforge.host.networks import poisson_events, random_params, random_weights
-    from spikeforge.host.plots import save_raster
-    from spikeforge.hw.rtlsim import SimulationFailed, make_scenario, run_scenario
-    from spikeforge.sim import CoreModel
-    from spikeforge.spec import CoreConfig
+    from spikefab.host.networks import poisson_events, random_params, random_weights
+    from spikefab.host.plots import save_raster
+    from spikefab.hw.rtlsim import SimulationFailed, make_scenario, run_scenario
+    from spikefab.sim import CoreModel
+    from spikefab.spec import CoreConfig
 
     cfg = CoreConfig(n_neurons=args.neurons, n_axons=args.axons, weights_per_word=args.k)
     rng = np.random.default_rng(args.seed)
     params, weights = random_params(cfg, rng), random_weights(cfg, rng)
     steps = poisson_events(rng, args.steps, cfg.n_axons, args.rate)
-    print(f"spikeforge demo: {cfg.n_neurons} neurons x {cfg.n_axons} axons, "
+    print(f"spikefab demo: {cfg.n_neurons} neurons x {cfg.n_axons} axons, "
           f"K={cfg.weights_per_word}, "
           f"{args.steps} steps, input rate {args.rate}, seed {args.seed}")
 
@@ -57,24 +57,24 @@ def _demo(args) -> int:
     print(f"gateware and model spike rasters agree exactly: {agree}")
     args.out.mkdir(parents=True, exist_ok=True)
     image = save_raster(args.out / "demo_raster.png", steps, cfg.n_axons, rtl_spikes,
-                        title=f"spikeforge core demo (seed {args.seed}): gateware = model: {agree}")
+                        title=f"spikefab core demo (seed {args.seed}): gateware = model: {agree}")
     print(f"spike raster saved to {image}")
     return 0 if agree else 1
 
 
-# spikeforge run / info / board-sim ----------------------------------------------------------
+# spikefab run / info / board-sim ----------------------------------------------------------
 
 DEVICE_HELP = ("model (the golden model in this process, the default), sim (start the simulated "
                "board: the chip gateware under Verilator, reached over a local socket), or a "
                "serial port / pyserial URL: serial:///dev/ttyUSB1?baud=3000000, /dev/ttyUSB1, "
-               "socket://127.0.0.1:7000 (a running `spikeforge board-sim`)")
+               "socket://127.0.0.1:7000 (a running `spikefab board-sim`)")
 
 
 RUN_EXAMPLES = """examples:
-  spikeforge run                                      bundled sample, network, golden model
-  spikeforge run --device sim                         ... on the chip gateware (Verilator)
-  spikeforge run rec.aedat4 --pool 5 --polarity merge your recording, your encoding
-  spikeforge run rec.raw --device serial:///dev/ttyUSB1?baud=3000000   a board
+  spikefab run                                      bundled sample, network, golden model
+  spikefab run --device sim                         ... on the chip gateware (Verilator)
+  spikefab run rec.aedat4 --pool 5 --polarity merge your recording, your encoding
+  spikefab run rec.raw --device serial:///dev/ttyUSB1?baud=3000000   a board
 """
 
 
@@ -109,12 +109,12 @@ def _run(args) -> int:
     """
     import dataclasses
 
-    from spikeforge.host.bundled import load_network_spec, sample_path
-    from spikeforge.host.device import open_device, parse_config
-    from spikeforge.host.encode import Encoder
-    from spikeforge.host.events import open_recording
-    from spikeforge.host.plots import save_run_plot
-    from spikeforge.spec import ChipConfig
+    from spikefab.host.bundled import load_network_spec, sample_path
+    from spikefab.host.device import open_device, parse_config
+    from spikefab.host.encode import Encoder
+    from spikefab.host.events import open_recording
+    from spikefab.host.plots import save_run_plot
+    from spikefab.spec import ChipConfig
 
     spec = load_network_spec(args.network)
     changes = {k: v for k, v in (("dt_us", args.dt), ("pool", args.pool), ("crop", args.crop),
@@ -213,7 +213,7 @@ def _progress(args):
 
 def _info(args) -> int:
     """Print the device's identity, capabilities and status counters."""
-    from spikeforge.host.device import open_device, parse_config
+    from spikefab.host.device import open_device, parse_config
     config = parse_config(args.config) if args.config else None
     with open_device(args.device, config=config, timeout=args.timeout) as device:
         info = device.info()
@@ -230,12 +230,12 @@ def _info(args) -> int:
 def _board_sim(args) -> int:
     """Run the simulated board: the chip gateware under Verilator, behind a socket or a pty.
 
-    Prints the URL to give to `spikeforge run --device URL` (or to pyserial) and serves until
+    Prints the URL to give to `spikefab run --device URL` (or to pyserial) and serves until
     stopped with Ctrl-C (or, with --once, until the first client disconnects).
     """
-    from spikeforge.host.device import parse_config
-    from spikeforge.hw.rtlsim import serve_board
-    from spikeforge.spec import ChipConfig
+    from spikefab.host.device import parse_config
+    from spikefab.hw.rtlsim import serve_board
+    from spikefab.spec import ChipConfig
     config = parse_config(args.config) if args.config else ChipConfig()
     listen = "pty" if args.pty else f"socket:{args.host}:{args.port}"
     ready = args.ready_file
@@ -243,7 +243,7 @@ def _board_sim(args) -> int:
           f"neurons) with Verilator (cached after the first time) ...", flush=True)
     if ready is None:
         import tempfile
-        ready = Path(tempfile.mkdtemp(prefix="spikeforge-board-")) / "url"
+        ready = Path(tempfile.mkdtemp(prefix="spikefab-board-")) / "url"
         import threading
 
         def announce():
@@ -324,10 +324,10 @@ def add_board_sim(sub):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spikeforge",
-        description="spikeforge: an open, verified FPGA neuromorphic accelerator.",
-        epilog="Start with `spikeforge run` (the bundled sample through the bundled network). "
-               "`spikeforge COMMAND --help` explains each command.")
+        prog="spikefab",
+        description="spikefab: an open, verified FPGA neuromorphic accelerator.",
+        epilog="Start with `spikefab run` (the bundled sample through the bundled network). "
+               "`spikefab COMMAND --help` explains each command.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run(sub)
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="RTL simulator (default verilator)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     demo.set_defaults(func=_demo)
-    from spikeforge.boards.build import add_parser as add_build_parser
+    from spikefab.boards.build import add_parser as add_build_parser
     add_build_parser(sub)
     return parser
 
@@ -358,15 +358,15 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if getattr(args, "sim", None):
-        os.environ["SPIKEFORGE_SIM"] = args.sim
-    from spikeforge.host.link import ChipError, LinkError
+        os.environ["SPIKEFAB_SIM"] = args.sim
+    from spikefab.host.link import ChipError, LinkError
     try:
         return args.func(args)
     except (ValueError, LinkError, ChipError) as exc:   # user mistakes, broken links: one line
-        print(f"spikeforge: error: {exc}", file=sys.stderr)
+        print(f"spikefab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("spikeforge: interrupted", file=sys.stderr)
+        print("spikefab: interrupted", file=sys.stderr)
         return 130
 
 

@@ -157,7 +157,7 @@ def u32(value: int) -> bytes:
 
 
 def identify_data(cfg) -> bytes:
-    """The data of the IDENTIFY reply for a `spikeforge.spec.ChipConfig`."""
+    """The data of the IDENTIFY reply for a `spikefab.spec.ChipConfig`."""
     k = cfg.core
     return struct.pack(
         IDENTIFY_FORMAT, VERSION, cfg.n_cores, k.n_neurons, k.n_axons, cfg.n_inputs,
