@@ -15,9 +15,9 @@ from spikefab import protocol as P
 from spikefab.host.link import ChipClient, RecordingTransport
 from spikefab.host.network import Network, load
 from spikefab.hw.router import Router
-from spikefab.hw.rtlsim import run_chip_exchange, run_cocotb
 from spikefab.sim import ChipModel
 from spikefab.spec import ChipConfig, CoreConfig
+from spikefab.verify.rtlsim import run_chip_exchange, run_cocotb
 
 CFG = ChipConfig(core=CoreConfig(n_neurons=64, n_axons=64, weights_per_word=4), n_cores=4,
                  n_inputs=64, route_entries=1024, max_host_events=1024, host_buffer=256)
@@ -41,7 +41,7 @@ def router_throughput() -> dict:
     dests = np.stack([rng.integers(0, cfg.n_cores, cfg.route_entries),
                       rng.integers(0, 16, cfg.route_entries)], axis=1)
     sources = rng.integers(0, cfg.n_sources, 500)
-    result = run_cocotb(Router(cfg), "router", "spikefab.hw.router_testbench", "route_traffic",
+    result = run_cocotb(Router(cfg), "router", "spikefab.verify.router_bench", "route_traffic",
                         {"seed": np.array(1), "index": np.stack([starts, counts], axis=1),
                          "dests": dests, "sources": sources, "gap_prob": np.array(0.0),
                          "stall_prob": np.array(0.0)})

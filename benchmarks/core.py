@@ -17,9 +17,9 @@ import time
 import numpy as np
 
 from spikefab.host.networks import events_to_raster, poisson_events, random_params, random_weights
-from spikefab.hw.rtlsim import make_scenario, run_scenario
 from spikefab.sim import CoreModel
 from spikefab.spec import CoreConfig
+from spikefab.verify.rtlsim import make_scenario, run_scenario
 
 
 def measure_gateware(n: int, k: int, rate: float, steps: int, axons: int = 64) -> dict:

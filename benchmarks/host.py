@@ -14,9 +14,10 @@ import numpy as np
 
 from spikefab import protocol as P
 from spikefab.host.bundled import bars, sample_path
-from spikefab.host.device import input_requests, open_device
+from spikefab.host.device import open_device
 from spikefab.host.encode import Encoder, EncoderConfig
 from spikefab.host.events import open_recording, write_recording
+from spikefab.host.link import ChipClient
 from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
@@ -43,7 +44,7 @@ def link_bytes(ids_per_step):
     """Bytes on the link for one step: the input frames of the ids (as `Device.stream` sends
     them) and a TICK (FETCH excluded)."""
     total = len(P.request(P.Op.TICK, 1, b"\x01\x00"))
-    for op, args in input_requests(np.asarray(ids_per_step, dtype=np.int64)):
+    for op, args in ChipClient.input_requests(np.asarray(ids_per_step, dtype=np.int64)):
         total += len(P.request(op, 1, args))
     return total
 

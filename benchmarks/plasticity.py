@@ -19,11 +19,11 @@ import numpy as np
 
 from spikefab.host.networks import events_to_raster, poisson_events, random_params
 from spikefab.hw.plasticity import learning_step_cycles
-from spikefab.hw.plasticity_testbench import TICK_TO_STEP_END
-from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
 from spikefab.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
 from spikefab.sim.plasticity import PlasticCoreModel
 from spikefab.spec import CoreConfig
+from spikefab.verify.plasticity_bench import TICK_TO_STEP_END
+from spikefab.verify.rtlsim import make_plastic_scenario, run_plastic_scenario
 
 STDP = dict(pre_mode=PreMode.TRACE, post_mode=PostMode.SPIKE, factor_mode=FactorMode.ONE,
             depression=1, m_unit=1, shift=6, x_decay=230, x_inc=100, y_decay=230, y_inc=100)
@@ -105,10 +105,10 @@ def protocol_costs() -> list[dict]:
     reply byte, no idle gaps), on a 2-core chip with one plastic 8 x 16 core (K = 2)."""
     from spikefab.host import learning as L
     from spikefab.host.link import ChipClient, RecordingTransport
-    from spikefab.hw.rtlsim import run_chip_exchange
     from spikefab.learning import Region
     from spikefab.sim import ChipModel
     from spikefab.spec import ChipConfig
+    from spikefab.verify.rtlsim import run_chip_exchange
     cfg = ChipConfig(core=CoreConfig(n_neurons=8, n_axons=16, weights_per_word=2), n_cores=2,
                      n_inputs=16, route_entries=64, max_host_events=32, host_buffer=32,
                      plastic=(1,))

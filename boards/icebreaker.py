@@ -29,7 +29,7 @@ BOARD = Board(
     rx_fifo_depth=16,
     # With one core the command FIFO only smooths router bursts (a full FIFO stalls the router,
     # it loses nothing): 2 entries instead of 16 save ~70 LCs, without which the chip no longer
-    # fits. `hw/formal_delivery.py` proves delivery at exactly this depth.
+    # fits. `verify/formal_delivery.py` proves delivery at exactly this depth.
     cmd_fifo_depth=2,
     chip=ChipConfig(core=CoreConfig(current_width=12, voltage_width=12, decay_width=8,
                                     max_events_per_step=1024),

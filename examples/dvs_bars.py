@@ -198,8 +198,8 @@ def run(sizes: dict, seed: int, rtl_steps: int, out: Path, folder: Path | None):
 
 def check_on_gateware(train: DataSet, steps: int):
     """The first training steps on the gateware; every weight compared after every step."""
-    from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
     from spikefab.learning import Reg, bounds_word
+    from spikefab.verify.rtlsim import make_plastic_scenario, run_plastic_scenario
 
     events, targets = [], []
     for clip, label in zip(train.clips, train.labels):

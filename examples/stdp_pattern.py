@@ -214,8 +214,8 @@ def check_on_gateware(model, raster, seed: int, fanout: int):
 
     The recurrent axons are driven by the golden model's own spikes of the previous step, as
     input events: what the router would deliver on the chip."""
-    from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
     from spikefab.learning import Reg
+    from spikefab.verify.rtlsim import make_plastic_scenario, run_plastic_scenario
 
     writes = [(0, Reg.SEED_LO, LFSR_SEED & 0xFFFF), (0, Reg.SEED_HI, LFSR_SEED >> 16)]
     writes += [(0, reg, model.read_register(reg)) for reg in Reg

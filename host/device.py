@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -32,13 +31,7 @@ from . import learning
 from .link import ChipClient, LinkError, ModelTransport, SerialTransport
 from .network import ChipImage, counters_grown, load
 
-__all__ = ["Device", "open_device", "StreamResult", "BoardSimProcess", "input_requests"]
-
-#: Input ids per INPUT (2 bytes each) or INPUT8 (1 byte each) frame: two frames fit in a UART
-#: window, so one can travel while the chip works through the other.
-IDS_PER_FRAME = 254
-IDS_PER_FRAME8 = 508
-
+__all__ = ["Device", "open_device", "StreamResult", "BoardSimProcess"]
 
 class BoardSimProcess:
     """`spikefab board-sim` started in the background; `url` is where it listens."""
@@ -246,24 +239,17 @@ class Device:
         first_step = before["step"]
         found: list[tuple[int, int]] = []
 
-        def on_fetch(data):
-            count = struct.unpack("<H", data[:2])[0]
-            for j in range(count):
-                found.append(struct.unpack_from(P.FETCH_ENTRY_FORMAT, data, 2 + 6 * j))
 
         sent0, received0 = self.transport.sent, self.transport.received
         started = time.perf_counter()
         pending = 0              # host-buffer entries the chip may hold now (an upper bound)
         current, events_sent, capped = 0, 0, 0
 
-        def send_input(ids):
-            for op, args in input_requests(ids):
-                client.send(op, args)
 
         def fetch_all():
             nonlocal pending
             for _ in range(-(-pending // P.FETCH_MAX)):
-                client.send(P.Op.FETCH, struct.pack("<H", P.FETCH_MAX), on_fetch)
+                client.send_fetch(P.FETCH_MAX, found.extend)
             pending = 0
 
         def tick(n, extra=0):
@@ -275,7 +261,7 @@ class Device:
                 if pending + extra + k * plan.recorded > cfg.host_buffer:
                     fetch_all()
                     k = min(n, 0xFFFF, max(1, (cfg.host_buffer - extra) // per_step))
-                client.send(P.Op.TICK, struct.pack("<H", k))
+                client.send_tick(k)
                 pending += extra + k * plan.recorded
                 extra, n, current = 0, n - k, current + k
 
@@ -288,7 +274,7 @@ class Device:
             capped += dropped
             if pending + host_entries + plan.recorded > cfg.host_buffer:
                 fetch_all()
-            send_input(ids)
+            client.send_input(ids)
             events_sent += len(ids)
             tick(1, host_entries)
             if progress is not None and step % 64 == 0:
@@ -312,16 +298,6 @@ class Device:
                              for k, v in spikes.items()}, current, events_sent, capped,
                             self.transport.sent - sent0, self.transport.received - received0,
                             seconds, status)
-
-
-def input_requests(ids: np.ndarray) -> list[tuple[P.Op, bytes]]:
-    """The requests that carry one step's chip input ids: INPUT8 (one byte per id) when every
-    id fits in a byte, else INPUT (two bytes per id)."""
-    if len(ids) and ids.max() < 256:
-        return [(P.Op.INPUT8, ids[i:i + IDS_PER_FRAME8].astype(np.uint8).tobytes())
-                for i in range(0, len(ids), IDS_PER_FRAME8)]
-    return [(P.Op.INPUT, ids[i:i + IDS_PER_FRAME].astype("<u2").tobytes())
-            for i in range(0, len(ids), IDS_PER_FRAME)]
 
 
 class _Plan:

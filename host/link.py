@@ -1,150 +1,32 @@
-"""Host side of the link protocol: a client that speaks `spikefab.protocol` over a transport.
+"""Host side of the link protocol: `ChipClient`, the one place that encodes requests and
+decodes replies, over any transport of `spikefab.host.transport`.
 
-A transport moves bytes: `write(data)` sends, `read_frame(timeout)` returns the next frame body
-(the bytes before a 0x00 delimiter). `ModelTransport` runs the chip's golden model in-process;
-`SerialTransport` reaches a board, or the simulated board of `spikefab board-sim`, through
-pyserial (a serial port, a pty, or a `socket://` URL). A transport's `window` is the number of
-request bytes that may be sent before their replies arrive (flow control, docs/host.md).
+Blocking calls (`identify`, `write_weights`, `fetch`, ...) wait for their reply. The pipelined
+`send_*` methods (`send_input`, `send_tick`, `send_fetch`) do not: their decoded replies reach a
+callback, and up to the transport's `window` request bytes are on the way at once (docs/host.md).
 """
 
 from __future__ import annotations
 
 import struct
-import time
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
 
 from spikefab import protocol as P
 from spikefab.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
 
+from .errors import ChipError, LinkError
+from .transport import UART_WINDOW, ModelTransport, RecordingTransport, SerialTransport
+
 __all__ = ["ChipError", "LinkError", "ModelTransport", "RecordingTransport", "SerialTransport",
-           "ChipClient", "Identity", "UART_WINDOW"]
+           "ChipClient", "Identity", "UART_WINDOW", "IDS_PER_FRAME", "IDS_PER_FRAME8"]
 
-#: Request bytes a host may have unanswered on a UART link: the receive FIFO of `ChipOverUART`
-#: (one maximal frame and its delimiter). The chip removes a request's bytes from the FIFO before
-#: it replies, so the FIFO never holds more than the unanswered bytes and never overflows.
-UART_WINDOW = P.MAX_ENCODED + 1
-
-
-class LinkError(IOError):
-    """The link broke: no reply, a reply that does not decode, or a reply to something else."""
-
-
-class ChipError(RuntimeError):
-    """The chip rejected a request; `status` says why (nothing was changed)."""
-
-    def __init__(self, op: P.Op, status: P.Status):
-        super().__init__(f"{op.name} rejected by the chip: {status.name}")
-        self.op, self.status = op, status
-
-
-class ModelTransport:
-    """In-process transport to a `spikefab.sim.ChipModel`."""
-
-    #: The model answers each request as it is written: any window is safe.
-    window = 1 << 20
-    #: Bytes per second the link carries (None: no link, only the host's speed).
-    capacity = None
-    name = "model"
-
-    def __init__(self, model):
-        self.model = model
-        self._pending = bytearray()
-
-    def write(self, data: bytes):
-        self._pending += self.model.feed(data)
-
-    def read_frame(self, timeout: float | None = None) -> bytes:
-        end = self._pending.find(P.DELIMITER)
-        if end < 0:
-            raise LinkError("the model sent no reply")
-        body = bytes(self._pending[:end])
-        del self._pending[:end + 1]
-        return body
-
-    def close(self):
-        pass
-
-
-class RecordingTransport(ModelTransport):
-    """A model transport that keeps every request chunk and the model's reply to it, so the
-    same bytes can be replayed into the gateware (`spikefab.hw.rtlsim.run_chip_exchange`)."""
-
-    def __init__(self, model):
-        super().__init__(model)
-        self.requests: list[bytes] = []
-        self.replies: list[bytes] = []
-
-    def write(self, data: bytes):
-        reply = self.model.feed(data)
-        self.requests.append(bytes(data))
-        self.replies.append(reply)
-        self._pending += reply
-
-
-class SerialTransport:
-    """A byte link through pyserial: a serial port, a pty, or a pyserial URL.
-
-    `url` forms: `serial:///dev/ttyUSB1?baud=3000000` (a port and its baud rate), a device path
-    (`/dev/ttyUSB1`, `COM3`), or any pyserial URL (`socket://127.0.0.1:7000` for
-    `spikefab board-sim`, `loop://`, `spy://...`, `rfc2217://...`). `window` defaults to
-    `UART_WINDOW`. Raises `LinkError` (naming the port) if it cannot be opened.
-    """
-
-    def __init__(self, url: str, *, baudrate: int = 3_000_000, window: int | None = None):
-        import serial
-        self.name, port = url, url
-        parts = urlsplit(url)
-        if parts.scheme == "serial":
-            port = parts.path
-            query = parse_qs(parts.query)
-            if "baud" in query:
-                try:
-                    baudrate = int(query["baud"][0])
-                except ValueError:
-                    raise LinkError(f"{url}: baud must be an integer") from None
-        self.window = window or UART_WINDOW
-        # A UART frame is 10 bits per byte (8N1); sockets and ptys have no fixed rate.
-        self.capacity = baudrate / 10 if parts.scheme in ("serial", "") else None
-        try:
-            self.port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05,
-                                              write_timeout=30)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise LinkError(f"cannot open {url}: {exc}") from None
-        sock = getattr(self.port, "_socket", None)
-        if sock is not None:
-            # Frames are small and pipelined: do not let Nagle's algorithm hold them back.
-            import socket
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffer = bytearray()
-
-    def write(self, data: bytes):
-        import serial
-        try:
-            self.port.write(data)
-        except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"{self.name}: write failed: {exc}") from None
-
-    def read_frame(self, timeout: float | None = None) -> bytes:
-        import serial
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            end = self._buffer.find(P.DELIMITER)
-            if end >= 0:
-                body = bytes(self._buffer[:end])
-                del self._buffer[:end + 1]
-                return body
-            if deadline is not None and time.monotonic() > deadline:
-                raise LinkError(f"{self.name}: no reply within {timeout:g} s (is the board "
-                                f"running and connected?)")
-            try:
-                self._buffer += self.port.read(max(1, self.port.in_waiting))
-            except (serial.SerialException, OSError) as exc:
-                raise LinkError(f"{self.name}: read failed: {exc}") from None
-
-    def close(self):
-        self.port.close()
+#: Input ids per INPUT (2 bytes each) or INPUT8 (1 byte each) frame: two frames fit in a UART
+#: window, so one can travel while the chip works through the other.
+IDS_PER_FRAME = 254
+IDS_PER_FRAME8 = 508
 
 
 @dataclass(frozen=True)
@@ -360,12 +242,48 @@ class ChipClient:
 
     def fetch(self, limit: int = 0xFFFF) -> list[tuple[int, int]]:
         """Return up to `limit` buffered output spikes as (step, source), oldest first."""
-        out, per_frame = [], (P.MAX_PAYLOAD - 5) // 6
+        out, per_frame = [], P.FETCH_MAX
         while len(out) < limit:
             want = min(limit - len(out), 0xFFFF)
             data = self.call(P.Op.FETCH, struct.pack("<H", want))
-            count = struct.unpack("<H", data[:2])[0]
-            out += [struct.unpack("<IH", data[2 + 6 * j:8 + 6 * j]) for j in range(count)]
-            if count < min(want, per_frame):     # the buffer is empty now
+            got = self.decode_fetch(data)
+            out += got
+            if len(got) < min(want, per_frame):     # the buffer is empty now
                 break
         return out
+
+    @staticmethod
+    def decode_fetch(data: bytes) -> list[tuple[int, int]]:
+        """The (step, source) pairs of a FETCH reply's data."""
+        count = struct.unpack("<H", data[:2])[0]
+        return [struct.unpack_from(P.FETCH_ENTRY_FORMAT, data, 2 + 6 * j) for j in range(count)]
+
+    # Pipelined running (no wait for replies; see the module docstring) ----------------------
+
+    @staticmethod
+    def input_requests(ids) -> list[tuple[P.Op, bytes]]:
+        """The requests that carry one step's chip input ids: INPUT8 (one byte per id) when every
+        id fits in a byte, else INPUT (two bytes per id), each at most a frame."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and ids.max() < 256:
+            return [(P.Op.INPUT8, ids[i:i + IDS_PER_FRAME8].astype(np.uint8).tobytes())
+                    for i in range(0, len(ids), IDS_PER_FRAME8)]
+        return [(P.Op.INPUT, ids[i:i + IDS_PER_FRAME].astype("<u2").tobytes())
+                for i in range(0, len(ids), IDS_PER_FRAME)]
+
+    def send_input(self, ids):
+        """Send the current step's chip input ids (as few frames as fit), without waiting."""
+        for op, args in self.input_requests(ids):
+            self.send(op, args)
+
+    def send_tick(self, steps: int = 1, on_step=None):
+        """Run `steps` (1..65535) time steps without waiting; `on_step(step)` gets the chip's
+        step counter after them."""
+        self.send(P.Op.TICK, struct.pack("<H", steps),
+                  None if on_step is None else lambda data: on_step(struct.unpack("<I", data)[0]))
+
+    def send_fetch(self, limit: int, on_spikes):
+        """Ask for up to `limit` (<= FETCH_MAX) buffered output spikes without waiting;
+        `on_spikes(pairs)` gets their (step, source) pairs, oldest first."""
+        self.send(P.Op.FETCH, struct.pack("<H", limit),
+                  lambda data: on_spikes(self.decode_fetch(data)))

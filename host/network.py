@@ -407,8 +407,8 @@ def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | Non
     and cached), whose every reply byte must equal the model's (`SimulationFailed` otherwise).
     The spikes returned are therefore the gateware's.
     """
-    from spikefab.hw.rtlsim import run_chip_exchange
     from spikefab.sim import ChipModel
+    from spikefab.verify.rtlsim import run_chip_exchange
 
     from .link import ChipClient, RecordingTransport
     transport = RecordingTransport(ChipModel(image.config))

@@ -3,7 +3,7 @@
 Yosys never maps an `amaranth.lib.memory.Memory` onto SPRAM (Amaranth always gives a memory
 initial contents, which SPRAM cannot have), so memories that should live there instantiate the
 primitive through this component. Simulation uses Yosys's own model of the primitive
-(`spikefab.hw.rtlsim.vendor_models`).
+(`spikefab.verify.rtlsim.vendor_models`).
 """
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal

@@ -18,9 +18,9 @@ def _demo(args) -> int:
     """Run a seeded random network on the golden model and on the simulated gateware."""
     from spikefab.host.networks import poisson_events, random_params, random_weights
     from spikefab.host.plots import save_raster
-    from spikefab.hw.rtlsim import SimulationFailed, make_scenario, run_scenario
     from spikefab.sim import CoreModel
     from spikefab.spec import CoreConfig
+    from spikefab.verify.rtlsim import SimulationFailed, make_scenario, run_scenario
 
     cfg = CoreConfig(n_neurons=args.neurons, n_axons=args.axons, weights_per_word=args.k)
     rng = np.random.default_rng(args.seed)
@@ -234,8 +234,8 @@ def _board_sim(args) -> int:
     stopped with Ctrl-C (or, with --once, until the first client disconnects).
     """
     from spikefab.host.device import parse_config
-    from spikefab.hw.rtlsim import serve_board
     from spikefab.spec import ChipConfig
+    from spikefab.verify.rtlsim import serve_board
     config = parse_config(args.config) if args.config else ChipConfig()
     listen = "pty" if args.pty else f"socket:{args.host}:{args.port}"
     ready = args.ready_file

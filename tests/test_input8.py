@@ -11,9 +11,9 @@ from test_chip_rtl import random_network
 from spikefab import protocol as P
 from spikefab.host.link import ChipClient, ChipError, ModelTransport, RecordingTransport
 from spikefab.host.network import load
-from spikefab.hw.rtlsim import run_chip_exchange
 from spikefab.sim import ChipModel
 from spikefab.spec import ChipConfig, CoreConfig
+from spikefab.verify.rtlsim import run_chip_exchange
 
 CFG = ChipConfig(core=CoreConfig(n_neurons=16, n_axons=64, weights_per_word=4), n_cores=3,
                  n_inputs=16, route_entries=256, max_host_events=128, host_buffer=64)

@@ -20,9 +20,9 @@ from test_learn_protocol import BAD_LEARNING_REQUESTS, CORE, exercise_bad_learni
 
 from spikefab.host import learning as L
 from spikefab.host.link import ChipClient, RecordingTransport
-from spikefab.hw.rtlsim import run_chip_exchange
 from spikefab.sim import ChipModel
 from spikefab.spec import ChipConfig
+from spikefab.verify.rtlsim import run_chip_exchange
 
 CFG = ChipConfig(core=CORE, n_cores=2, n_inputs=16, route_entries=64, max_host_events=32,
                  host_buffer=32, plastic=(1,))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from spikefab.host.networks import poisson_events, random_params
-from spikefab.hw.plasticity_testbench import TICK_TO_STEP_END
-from spikefab.hw.rtlsim import make_plastic_scenario, run_plastic_scenario
 from spikefab.learning import FactorMode, PostMode, PreMode, Reg, bounds_word
 from spikefab.spec import CoreConfig
+from spikefab.verify.plasticity_bench import TICK_TO_STEP_END
+from spikefab.verify.rtlsim import make_plastic_scenario, run_plastic_scenario
 
 CFG = CoreConfig(n_neurons=8, n_axons=6, weights_per_word=2)
 

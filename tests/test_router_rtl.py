@@ -6,8 +6,8 @@ import pytest
 
 from spikefab import protocol as P
 from spikefab.hw.router import Router
-from spikefab.hw.rtlsim import run_cocotb
 from spikefab.spec import ChipConfig, CoreConfig
+from spikefab.verify.rtlsim import run_cocotb
 
 CFG = ChipConfig(core=CoreConfig(n_neurons=8, n_axons=16), n_cores=3, n_inputs=8,
                  route_entries=64, max_host_events=64, host_buffer=16)
@@ -24,7 +24,7 @@ def test_router_multicasts_every_destination_in_order(seed, gap, stall):
                       rng.integers(0, CFG.core.n_axons, CFG.route_entries)], axis=1)
     dests[rng.random(CFG.route_entries) < 0.2] = (P.HOST_CORE, 0)
     sources = rng.integers(0, CFG.n_sources + 3, 300)      # a few out-of-range ids too
-    result = run_cocotb(Router(CFG), "router", "spikefab.hw.router_testbench", "route_traffic",
+    result = run_cocotb(Router(CFG), "router", "spikefab.verify.router_bench", "route_traffic",
                         {"seed": np.array(seed), "index": np.stack([starts, counts], axis=1),
                          "dests": dests, "sources": sources, "gap_prob": np.array(gap),
                          "stall_prob": np.array(stall)})

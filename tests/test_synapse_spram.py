@@ -8,10 +8,10 @@ from amaranth.back import rtlil
 
 from spikefab.host.networks import poisson_events, random_params, random_weights
 from spikefab.hw.core import LIFCore
-from spikefab.hw.rtlsim import make_scenario, run_scenario
 from spikefab.hw.synapse import SynapseMemory, spram_count
 from spikefab.sim import CoreModel
 from spikefab.spec import CoreConfig
+from spikefab.verify.rtlsim import make_scenario, run_scenario
 
 SPRAM_CASES = {
     # name: (config, seed); (banks in depth, SPRAMs in width) in the comment
@@ -67,9 +67,9 @@ def test_chip_with_every_single_port_memory_in_spram_matches_the_model():
 
     from spikefab.host.link import ChipClient, RecordingTransport
     from spikefab.host.network import load, run
-    from spikefab.hw.rtlsim import run_chip_exchange
     from spikefab.sim import ChipModel
     from spikefab.spec import ChipConfig
+    from spikefab.verify.rtlsim import run_chip_exchange
 
     seed = 34
     print(f"seed {seed}")

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The 8N1 UART under Verilator (or Icarus), driven and decoded bit by bit from Python.
 
-The cocotb side is `spikefab.hw.uart_testbench`.
+The cocotb side is `spikefab.verify.uart_bench`.
 
 Every case is seeded (the seed is printed and named in every failure message). The transmitter and
 the receiver of a `UARTLoopbackHarness` share one divisor per case, so each divisor is one build.
@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from spikefab.hw.rtlsim import SimulationFailed, run_cocotb
 from spikefab.hw.uart import UARTLoopbackHarness, UARTReceiver, UARTTransmitter
+from spikefab.verify.rtlsim import SimulationFailed, run_cocotb
 
 TOPLEVEL = "uart_harness"
-TESTBENCH = "spikefab.hw.uart_testbench"
+TESTBENCH = "spikefab.verify.uart_bench"
 
 
 def run(testcase: str, divisor: int, seed: int, **inputs) -> dict:

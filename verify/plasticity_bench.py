@@ -1,6 +1,6 @@
 """cocotb testbench of a plastic LIF core: every weight equals the golden model's after every step.
 
-Loaded by `spikefab.hw.rtlsim.run_plastic_scenario`. The scenario (`.npz`) holds the core's
+Loaded by `spikefab.verify.rtlsim.run_plastic_scenario`. The scenario (`.npz`) holds the core's
 configuration, neuron parameters, weights, the plastic mask, register writes (at step 0 and later,
 so rules change at run time), the LFSR seed, and per step the input events, host factors and
 target spikes. Per step the bench writes the step's host factors and targets through the LEARN
@@ -20,14 +20,14 @@ import os
 import cocotb
 import numpy as np
 
+from spikefab.hw.layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
+from spikefab.hw.plasticity import learning_step_cycles
+from spikefab.hw.synapse import synapse_word_bits
 from spikefab.learning import REGION_SHIFT, Reg, Region, check_register
 from spikefab.sim.plasticity import PlasticCoreModel
 from spikefab.spec import CoreConfig, unpack_weight_word
 
-from .layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
-from .plasticity import learning_step_cycles
-from .synapse import synapse_word_bits
-from .testbench import (
+from .core_bench import (
     StreamBench,
     clear_model,
     compare_spikes,

@@ -2,7 +2,7 @@
 """Bounded formal proof that the plasticity unit never writes a weight outside the bounds.
 
 `PlasticityFormal` wraps a small `PlasticityUnit` (`FORMAL_CORE`: 2 neurons, 3 axons, K = 2 and
-4-bit weights) in a property checker; `spikefab.hw.formal.run_bmc` runs SymbiYosys on it
+4-bit weights) in a property checker; `spikefab.verify.formal.run_bmc` runs SymbiYosys on it
 (`tests/test_formal.py`).
 
 Environment (free inputs, constrained only by these `Assume`s): the synapse read data is any
@@ -28,10 +28,9 @@ write that changes a weight to each bound is reachable, so the assumptions are n
 from amaranth.hdl import Array, Assert, Assume, Cover, Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 
+from spikefab.hw.plasticity import PlasticityUnit
 from spikefab.learning import REGION_SHIFT, Reg, Region
 from spikefab.spec import CoreConfig
-
-from .plasticity import PlasticityUnit
 
 __all__ = ["FORMAL_CORE", "BMC_DEPTH", "PlasticityFormal"]
 

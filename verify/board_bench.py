@@ -3,7 +3,7 @@
 `spikefab board-sim` runs this "test" under Verilator: it listens on a TCP socket
 (`socket://127.0.0.1:PORT`, pyserial's socket URL) or opens a pseudo-terminal, and moves every
 byte the host sends into the board's input stream and every byte the board sends back out, for as
-long as it runs. Settings come from the environment (set by `spikefab.hw.rtlsim.serve_board`):
+long as it runs. Settings come from the environment (set by `spikefab.verify.rtlsim.serve_board`):
 
 - `SPIKEFAB_BOARD_LISTEN`: `socket:HOST:PORT` (PORT 0 picks a free port) or `pty`;
 - `SPIKEFAB_BOARD_READY`: a file that receives the URL to open once the board is listening;

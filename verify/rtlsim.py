@@ -3,7 +3,7 @@
 The design is converted to Verilog with Amaranth, built once per configuration in a cache
 directory (an unchanged design is not rebuilt; a finished build keeps only its executable, a
 few MB, so the cache stays small) and driven by the cocotb
-testbench in `spikefab.hw.testbench`. Scenarios and results cross the process boundary as
+testbench in `spikefab.verify.core_bench`. Scenarios and results cross the process boundary as
 `.npz` files. Set `SPIKEFAB_SIM=icarus` to use Icarus Verilog, `SPIKEFAB_WAVES=1` to dump
 waveforms, `SPIKEFAB_BUILD_DIR` to move the build cache (default `~/.cache/spikefab/rtl`).
 """
@@ -230,28 +230,28 @@ def run_scenario(cfg: CoreConfig, scenario: dict, *, synapse_memory: str = "memo
     Raises `SimulationFailed` with the testbench's message (step, neuron, expected, actual) if the
     gateware disagreed with the golden model or the simulation failed.
     """
-    from .core import LIFCore
+    from spikefab.hw.core import LIFCore
 
     arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
     return run_cocotb(LIFCore(cfg, synapse_memory=synapse_memory), TOPLEVEL,
-                      "spikefab.hw.testbench", "run_scenario", arrays)
+                      "spikefab.verify.core_bench", "run_scenario", arrays)
 
 
 def run_plastic_scenario(cfg: CoreConfig, scenario: dict) -> dict:
     """Run a plastic-core scenario (see `make_plastic_scenario`) on `LIFCore(cfg, plastic=True)`.
 
-    The bench (`spikefab.hw.plasticity_testbench`) compares every weight, trace and the LFSR
+    The bench (`spikefab.verify.plasticity_bench`) compares every weight, trace and the LFSR
     with `spikefab.sim.plasticity.PlasticCoreModel` after every step; raises `SimulationFailed`
     naming the first difference.
     """
-    from .core import LIFCore
+    from spikefab.hw.core import LIFCore
 
     arrays = {k: np.asarray(v) for k, v in scenario.items() if k != "options"}
     arrays["options_json"] = np.array(json.dumps(scenario.get("options", {})))
     arrays["config_json"] = np.array(json.dumps(asdict(cfg)))
-    return run_cocotb(LIFCore(cfg, plastic=True), TOPLEVEL, "spikefab.hw.plasticity_testbench",
+    return run_cocotb(LIFCore(cfg, plastic=True), TOPLEVEL, "spikefab.verify.plasticity_bench",
                       "run_plastic_scenario", arrays)
 
 
@@ -317,7 +317,7 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
     to its last reply byte). Raises `SimulationFailed` naming the first differing reply.
     `memory_kind="spram"` simulates the iCE40 build's SPRAM memories.
     """
-    from .chip import Chip
+    from spikefab.hw.chip import Chip
 
     def pack(chunks):
         offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
@@ -325,7 +325,7 @@ def run_chip_exchange(cfg, requests: list[bytes], replies: list[bytes], *, seed:
     request_bytes, request_offsets = pack(requests)
     reply_bytes, reply_offsets = pack(replies)
     return run_cocotb(Chip(cfg, memory_kind=memory_kind), "chip",
-                      "spikefab.hw.chip_testbench", "byte_exchange",
+                      "spikefab.verify.chip_bench", "byte_exchange",
                       {"seed": np.array(seed), "gap_prob": np.array(gap_prob),
                        "stall_prob": np.array(stall_prob), "requests": request_bytes,
                        "request_offsets": request_offsets, "replies": reply_bytes,
@@ -377,7 +377,7 @@ def serve_board(cfg, listen: str = "socket:127.0.0.1:0", *, ready_file=None, onc
         env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
     try:
         runner.test(hdl_toplevel="simboard", hdl_toplevel_lang="verilog",
-                    test_module="spikefab.hw.board_testbench",
+                    test_module="spikefab.verify.board_bench",
                     testcase="serve", build_dir=build_dir, test_dir=work, extra_env=env,
                     waves=bool(os.environ.get("SPIKEFAB_WAVES")),
                     results_xml=str(work / "results.xml"))

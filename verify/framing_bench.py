@@ -19,8 +19,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from spikefab import protocol as P
+from spikefab.hw.framing import FrameReceiver, FrameTransmitter
 
-from .framing import FrameReceiver, FrameTransmitter
 from .rtlsim import high, hold_reset
 
 

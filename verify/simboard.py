@@ -1,6 +1,6 @@
 """The simulated board: the chip behind byte FIFOs, for `spikefab board-sim`.
 
-A host drives the board's byte streams from Python (`spikefab.hw.board_testbench`), which costs
+A host drives the board's byte streams from Python (`spikefab.verify.board_bench`), which costs
 one Python wake-up per simulated clock cycle. With a FIFO on each side the host only has to be
 awake for the cycles in which bytes actually move (one byte per cycle); while the chip works
 through a request the simulator runs on without Python. The FIFOs add latency but never drop or
@@ -17,8 +17,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from spikefab import protocol as P
-
-from .chip import Chip, ChipOverUART
+from spikefab.hw.chip import Chip, ChipOverUART
 
 __all__ = ["SimBoard"]
 
@@ -35,7 +34,7 @@ class SimBoard(wiring.Component):
         super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
-        from .uart import UARTReceiver, UARTTransmitter
+        from spikefab.hw.uart import UARTReceiver, UARTTransmitter
         m = Module()
         m.submodules.in_fifo = in_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
         m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)

@@ -65,9 +65,8 @@ from amaranth.hdl import Assert, Assume, Cover, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 
 from spikefab import protocol as P
+from spikefab.hw.router import SOURCE_WIDTH, Router
 from spikefab.spec import ChipConfig, CoreConfig
-
-from .router import SOURCE_WIDTH, Router
 
 __all__ = ["FORMAL_CFG", "BMC_DEPTH", "COVER_DEPTH", "RouterFormal", "run_bmc"]
 

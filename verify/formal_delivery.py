@@ -4,7 +4,7 @@
 `DeliveryFormal` wraps a small `Delivery` (`FORMAL_CFG`: 2 cores, command FIFOs of
 `FORMAL_CMD_DEPTH` entries, a host FIFO of 2) in a checker that keeps its own reference queues
 (shadows): one per command FIFO and one for the host FIFO. A transfer into the design pushes the
-shadow, a transfer out of it pops the shadow. `run_bmc` (in `spikefab.hw.formal`) runs it.
+shadow, a transfer out of it pops the shadow. `run_bmc` (in `spikefab.verify.formal`) runs it.
 
 Environment: every input is free in every cycle (router events, host events, engine commands,
 the consumers' `ready`, `step`, `clear_dropped`); inputs need not even obey the stream rules.
@@ -35,10 +35,9 @@ Not covered: anything past the bound, other depths or core counts (the checker i
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
+from spikefab.hw.delivery import Delivery
+from spikefab.hw.layouts import CoreOp, command_layout
 from spikefab.spec import ChipConfig, CoreConfig
-
-from .delivery import Delivery
-from .layouts import CoreOp, command_layout
 
 __all__ = ["FORMAL_CFG", "FORMAL_CMD_DEPTH", "DELIVERY_DEPTH", "DELIVERY_COVER_DEPTH",
            "CMD_LATENCY", "HOST_LATENCY", "DeliveryFormal"]

@@ -1,6 +1,6 @@
 """cocotb testbench of the LIF core: drives the gateware and checks it against the golden model.
 
-Loaded inside the simulator by `spikefab.hw.rtlsim.run_scenario`. A scenario (an `.npz`) holds
+Loaded inside the simulator by `spikefab.verify.rtlsim.run_scenario`. A scenario (an `.npz`) holds
 the weights, the neuron parameters, optional initial state, and the input events of every step;
 its options set the seed, the probability of an idle gap before each command or config request,
 the probability that the spike and config-response streams are back-pressured in a cycle, and
@@ -27,10 +27,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from spikefab.sim import CoreModel
-from spikefab.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
-
-from .layouts import (
+from spikefab.hw.layouts import (
     ConfigSpace,
     CoreOp,
     SpikeKind,
@@ -41,8 +38,11 @@ from .layouts import (
     spike_layout,
     unpack,
 )
+from spikefab.hw.synapse import synapse_word_bits
+from spikefab.sim import CoreModel
+from spikefab.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
+
 from .rtlsim import high, hold_reset
-from .synapse import synapse_word_bits
 
 
 class StreamBench:
