@@ -24,8 +24,10 @@ The stages, in order (docs/host.md has the details):
 7. a cap (optional): at most `max_events_per_step` events per step, the earliest kept.
 
 Input index of cell (x', y') in channel c: `c * H' * W' + y' * W' + x'`. Every dropped event is
-counted per stage in `Encoder.counts`. Memory is bounded by one chunk plus one step of events and
-a few arrays of the sensor's size.
+counted per stage in `Encoder.counts`; `Encoder.totals()` gives the events passed on per input.
+Memory is bounded by one chunk plus one step of events plus the per-pixel and per-input state
+(`_KeyValues`): arrays of the window's or the inputs' size up to `DENSE_KEYS` entries, beyond
+that (a header claiming a 65535 x 65535 sensor) sorted arrays of only the keys events touched.
 """
 
 from __future__ import annotations
@@ -38,6 +40,52 @@ __all__ = ["EncoderConfig", "Encoder"]
 
 POLARITIES = ("split", "merge", "on", "off")
 _NEVER = -(1 << 62)
+#: Up to this many keys (64 MB of int64) per-pixel or per-input state is a plain array.
+DENSE_KEYS = 1 << 23
+
+
+class _KeyValues:
+    """An int64 value per key in [0, size), `missing` where never set; updates combine with
+    max or sum. Dense (one array) up to DENSE_KEYS keys, else sparse: sorted arrays of the keys
+    set so far, so memory follows the events, not `size`."""
+
+    def __init__(self, size: int, missing: int):
+        self.missing = missing
+        self.dense = np.full(size, missing, np.int64) if size <= DENSE_KEYS else None
+        self.keys = np.zeros(0, np.int64)
+        self.values = np.zeros(0, np.int64)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        if self.dense is not None:
+            return self.dense[keys]
+        if not len(self.keys):
+            return np.full(len(keys), self.missing, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, self.values[pos], self.missing)
+
+    def maximum(self, keys: np.ndarray, values: np.ndarray):
+        self._combine(keys, values, np.maximum)
+
+    def add(self, keys: np.ndarray, values: np.ndarray):
+        self._combine(keys, values, np.add)
+
+    def items(self):
+        """(keys, values) of the keys that were set, keys ascending."""
+        if self.dense is not None:
+            keys = np.flatnonzero(self.dense != self.missing)
+            return keys, self.dense[keys]
+        return self.keys, self.values
+
+    def _combine(self, keys, values, ufunc):
+        if self.dense is not None:
+            ufunc.at(self.dense, keys, values)
+            return
+        k = np.concatenate([self.keys, keys])
+        v = np.concatenate([self.values, values])
+        order = np.argsort(k, kind="stable")
+        k, v = k[order], v[order]
+        starts = np.flatnonzero(np.diff(k, prepend=-1))
+        self.keys, self.values = k[starts], ufunc.reduceat(v, starts) if len(v) else v
 
 
 @dataclass(frozen=True)
@@ -102,8 +150,10 @@ class Encoder:
         if start_us is not None and not 0 <= int(start_us) == start_us:
             raise ValueError(f"start must be a time >= 0 in microseconds, not {start_us!r}")
         self.t0 = None if start_us is None else int(start_us)
-        self._neighbour_time = np.full((h + 2) * (w + 2), _NEVER, np.int64)
-        self._last_kept = np.full(self.n_inputs, _NEVER, np.int64)
+        # Allocated only for the stages in use; sparse beyond DENSE_KEYS keys.
+        self._neighbour_time = _KeyValues((h + 2) * (w + 2), _NEVER) if cfg.denoise_us else None
+        self._last_kept = _KeyValues(self.n_inputs, _NEVER) if cfg.refractory_us else None
+        self._totals = _KeyValues(self.n_inputs, 0)
         self._open_t = np.zeros(0, np.int64)          # the last, incomplete step
         self._open_ids = np.zeros(0, np.int64)
 
@@ -164,7 +214,17 @@ class Encoder:
                 e = s + cap
             out.append((int(steps[s]), ids[s:e]))
             self.counts.inputs += int(e - s)
+        cells, counts = np.unique(np.concatenate([i for _, i in out]), return_counts=True)
+        self._totals.add(cells, counts)
         return out
+
+    def totals(self) -> np.ndarray:
+        """Events passed on per input so far, shape `self.shape` (channel, row, column): an
+        array of `n_inputs` int64 (call it once a network has bounded the inputs)."""
+        out = np.zeros(self.n_inputs, np.int64)
+        keys, values = self._totals.items()
+        out[keys] = values
+        return out.reshape(self.shape)
 
     # Stages -----------------------------------------------------------------------------------
 
@@ -219,10 +279,10 @@ class Encoder:
                 safe = np.maximum(pos, 0)
                 found = (pos >= 0) & (pix_sorted[safe] == q)
                 here = np.where(found, t_sorted[safe],
-                                self._neighbour_time[q])   # ... or in an earlier chunk
+                                self._neighbour_time.get(q))   # ... or in an earlier chunk
                 np.maximum(latest, here, out=latest)
         last = np.flatnonzero(np.diff(pix_sorted, append=-1))   # each pixel's latest event
-        self._neighbour_time[pix_sorted[last]] = t_sorted[last]
+        self._neighbour_time.maximum(pix_sorted[last], t_sorted[last])
         supported = np.empty(n, bool)
         supported[order] = latest >= t_sorted - self.cfg.denoise_us
         return supported
@@ -244,7 +304,7 @@ class Encoder:
         key = g * span + (ts - base)
         nxt = np.searchsorted(key, key + r)      # first event >= r later (maybe of another input)
         groups = g[np.flatnonzero(np.diff(g, prepend=-1))]     # g is sorted
-        earliest = np.maximum(self._last_kept[groups] + r - base, 0)
+        earliest = np.maximum(self._last_kept.get(groups) + r - base, 0)
         cur = np.searchsorted(key, groups * span + earliest)
         valid = cur < n
         valid[valid] = g[cur[valid]] == groups[valid]
@@ -257,5 +317,5 @@ class Encoder:
             cur = step[ok]
         kept = keep[order]
         if kept.any():
-            np.maximum.at(self._last_kept, g[kept], ts[kept])
+            self._last_kept.maximum(g[kept], ts[kept])
         return keep

@@ -5,21 +5,30 @@
     for chunk in rec.chunks():                   # structured arrays, EVENTS_DTYPE
         ...                                      # memory stays bounded by one chunk
 
-Formats (chosen by extension): AEDAT4 `.aedat4`, Prophesee EVT2/EVT3 `.raw`, DAT `.dat`,
+Formats (chosen by extension): AEDAT4 `.aedat4`, Prophesee EVT 2.0/3.0 `.raw`, DAT `.dat`,
 Event Stream `.es`, CSV `.csv` (header `t,x,y,on`) — all read by faery (its Rust decoders stream
-a file packet by packet) — NumPy `.npy` (a structured array with fields t, x, y and on or p,
-memory-mapped and read in slices) and the N-MNIST / N-Caltech101 `.bin` format (read here:
-tonic's reader drags in librosa, numba and scikit-learn). Times are microseconds; for EVT/DAT
-files they count from the header's `% t0` (faery's convention).
+a file packet by packet) — Prophesee EVT 2.1 `.raw` (read here, `host/evt21.py`: faery 0.7.1
+cannot), NumPy `.npy` (a structured array with fields t, x, y and on or p, memory-mapped and
+read in slices) and the N-MNIST / N-Caltech101 `.bin` format (read here: tonic's reader drags
+in librosa, numba and scikit-learn). Times are microseconds; EVT/DAT times include the header's
+`% t0`. Rows count from the top: Event Stream counts them from the bottom, so its y is flipped
+(y = height - 1 - y_file), and its ATIS exposure (threshold-crossing) events are dropped and
+counted in `Recording.dropped`.
+
+The sensor size comes from the header; `open_recording(..., dimensions=(w, h))` overrides it,
+and a file without one (CSV/NPY/N-MNIST, EVT/DAT without a geometry line) gets the extent of its
+events (one extra pass); `Recording.size_source` says which. Nothing is allocated in proportion
+to the size a header claims.
 
 Every problem with a file raises `EventFileError`, a one-line message that names the file: it
 does not exist, the extension is unknown, the header is missing or bad, the file is truncated or
-corrupt, an event lies outside the sensor, or time runs backwards.
+corrupt, not the format its extension says, an event lies outside the sensor, or time runs
+backwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +59,35 @@ class EventFileError(ValueError):
 
 @dataclass
 class Recording:
-    """An opened recording: its format and sensor size; `chunks()` reads it."""
+    """An opened recording: its format and sensor size; `chunks()` reads it.
+
+    `size_source`: where width and height came from ("header", "dimensions" or "events": the
+    extent of the events). `dropped`: events the reader read but does not return, by kind
+    (e.g. "ATIS exposure"), counted during the last pass of `chunks()`. `conventions`: how the
+    reader changed the file's own conventions (e.g. the ES y flip), "" if not at all.
+    """
     path: Path
     format: str
     width: int
     height: int
     _reader: object = None
+    size_source: str = "header"
+    dropped: dict = field(default_factory=dict)
+    conventions: str = ""
+
+    def describe(self) -> str:
+        """One line: format, size and where the size came from, conventions."""
+        source = {"header": "", "dimensions": " (from --dimensions)",
+                  "events": " (inferred from the events: the file gives no sensor size; "
+                            "--dimensions WxH sets it)"}[self.size_source]
+        extra = f"; {self.conventions}" if self.conventions else ""
+        return f"{self.format}, {self.width}x{self.height}{source}{extra}"
+
+    def check(self) -> None:
+        """Decode the first chunk: raise `EventFileError` if that fails or there are no events."""
+        for _ in self.chunks():
+            return
+        raise EventFileError(self.path, "no events in the file")
 
     def chunks(self):
         """Yield the events as EVENTS_DTYPE arrays, in time order, one bounded chunk at a time.
@@ -64,7 +96,8 @@ class Recording:
         a timestamp smaller than the one before it.
         """
         last_t, count = 0, 0
-        for chunk in self._reader():
+        self.dropped.clear()
+        for chunk in self._reader(self.dropped):
             if not len(chunk):
                 continue
             chunk = _as_events(chunk)
@@ -99,9 +132,9 @@ def _as_events(chunk) -> np.ndarray:
 
 
 def open_recording(path, *, dimensions: tuple[int, int] | None = None) -> Recording:
-    """Open `path`; `dimensions` (width, height) is needed only when the file does not say
-    (CSV, NPY): without it the sensor is taken as just large enough for the events (one extra
-    pass over the file)."""
+    """Open `path`; `dimensions` (width, height) overrides the sensor size of the header. A file
+    that gives none (CSV without `x@W`, NPY, N-MNIST, EVT/DAT without a geometry line) without
+    `dimensions` gets the extent of its events (one extra pass over the file)."""
     path = Path(path)
     if not path.exists():
         raise EventFileError(path, "no such file")
@@ -117,12 +150,18 @@ def open_recording(path, *, dimensions: tuple[int, int] | None = None) -> Record
         rec = _open_npy(path)
     elif fmt == "N-MNIST":
         rec = _open_nmnist(path)
+    elif fmt == "ES":
+        rec = _open_es(path)
+    elif fmt in ("EVT", "DAT"):
+        rec = _open_prophesee(path, fmt, dimensions)
     else:
         rec = _open_faery(path, fmt)
     if dimensions is not None:
         rec.width, rec.height = (int(d) for d in dimensions)
+        rec.size_source = "dimensions"
     elif rec.width == 0:
         rec.width, rec.height = _extent(rec)
+        rec.size_source = "events"
     return rec
 
 
@@ -133,38 +172,109 @@ def _faery_error(path, fmt, exc) -> EventFileError:
     return EventFileError(path, f"cannot read as {fmt}: {message}")
 
 
-def _open_faery(path: Path, fmt: str) -> Recording:
+def _guarded(path, fmt, make):
+    """Call `make()` turning faery's exceptions (RuntimeError, pyo3's PanicException, which is a
+    BaseException) into `EventFileError`."""
+    try:
+        return make()
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, EventFileError)):
+            raise
+        raise _faery_error(path, fmt, exc) from None
+
+
+def _guarded_iter(path, fmt, make):
+    """Iterate `make()`, turning faery's exceptions into `EventFileError`."""
+    iterator = iter(_guarded(path, fmt, make))
+    while True:
+        chunk = _guarded(path, fmt, lambda: next(iterator, None))
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _open_faery(path: Path, fmt: str, fallback=(65535, 65535)) -> Recording:
+    """Any format faery reads; `fallback` is the size faery assumes when the header has none."""
     import faery
-    if fmt in ("EVT", "DAT"):
-        _check_prophesee_header(path, fmt)
 
     def stream():
         # CSV: faery's default CSV layout is t,x,y,on with a header line.
-        try:
-            return faery.events_stream_from_file(path, dimensions_fallback=(65535, 65535))
-        except BaseException as exc:       # faery raises RuntimeError, pyo3 PanicException
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise _faery_error(path, fmt, exc) from None
+        return faery.events_stream_from_file(path, dimensions_fallback=tuple(fallback))
 
-    width, height = stream().dimensions()
+    width, height = _guarded(path, fmt, lambda: stream().dimensions())
     if fmt == "CSV":
         width, height = _csv_dimensions(path)
+    return Recording(path, fmt, int(width), int(height),
+                     lambda dropped: _guarded_iter(path, fmt, stream))
 
-    def reader():
-        iterator = iter(stream())
-        while True:
+
+def _open_prophesee(path: Path, fmt: str, dimensions) -> Recording:
+    """EVT 2.0/3.0 and DAT through faery, EVT 2.1 here; the size only from the header."""
+    header = _prophesee_header(path, fmt)
+    if header.version == "2.1":
+        rec = _open_evt21(path, header)
+    else:
+        rec = _open_faery(path, fmt, fallback=dimensions or (65535, 65535))
+    if header.size is None:
+        rec.width = rec.height = 0            # faery's fallback is not a size
+    rec.format = "DAT" if fmt == "DAT" else f"EVT {header.version}"
+    return rec
+
+
+def _open_evt21(path: Path, header) -> Recording:
+    from .evt21 import WORD_BYTES, Evt21State, decode_words
+    words = np.memmap(path, dtype="<u8", mode="r", offset=header.body)
+
+    def reader(dropped):
+        state = Evt21State(header.t0)
+        for i in range(0, len(words), NPY_CHUNK // 8):
             try:
-                chunk = next(iterator)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                raise _faery_error(path, fmt, exc) from None
-            yield chunk
+                t, x, y, on = decode_words(np.asarray(words[i:i + NPY_CHUNK // 8]), state,
+                                           legacy=header.legacy)
+            except ValueError as exc:
+                raise EventFileError(path, f"corrupt EVT 2.1 file: {exc} (at byte "
+                                     f"{header.body + WORD_BYTES * state.words})") from None
+            for kind, n in state.skipped.items():
+                if n:
+                    dropped[f"EVT 2.1 {kind} words"] = n
+            events = np.empty(len(t), EVENTS_DTYPE)
+            events["t"], events["x"], events["y"], events["on"] = t, x, y, on
+            yield events
 
-    return Recording(path, fmt, int(width), int(height), reader)
+    width, height = header.size or (0, 0)
+    return Recording(path, "EVT 2.1", width, height, reader)
+
+
+def _open_es(path: Path) -> Recording:
+    """Event Stream through faery's decoder, with the y flip and the exposure drop done (and
+    counted) here: faery's own reader does both silently."""
+    from faery.file_decoder import es
+
+    def decoder():
+        return es.Decoder(path=path, t0=0)
+
+    with _guarded(path, "ES", decoder) as d:
+        kind, size = d.event_type, d.dimensions
+    if kind not in ("dvs", "atis"):
+        raise EventFileError(path, f"ES files of type {kind!r} hold no camera events (dvs or "
+                             f"atis expected)")
+    height = int(size[1])
+
+    def reader(dropped):
+        for chunk in _guarded_iter(path, "ES", decoder):
+            if kind == "atis":
+                exposure = chunk["exposure"]
+                dropped["ATIS exposure"] = dropped.get("ATIS exposure", 0) + \
+                    int(np.count_nonzero(exposure))
+                chunk = chunk[~exposure]
+            events = np.empty(len(chunk), EVENTS_DTYPE)
+            events["t"], events["x"] = chunk["t"], chunk["x"]
+            events["y"] = height - 1 - chunk["y"].astype(np.int64)
+            events["on"] = chunk["on"] if kind == "dvs" else chunk["polarity"]
+            yield events
+
+    return Recording(path, "ES", int(size[0]), height, reader,
+                     conventions="y flipped (Event Stream counts rows from the bottom)")
 
 
 def _csv_dimensions(path: Path) -> tuple[int, int]:
@@ -180,39 +290,80 @@ def _csv_dimensions(path: Path) -> tuple[int, int]:
         return 0, 0
 
 
-def _check_prophesee_header(path: Path, fmt: str):
-    """EVT and DAT files start with `%` header lines; the event words that follow must fill
-    whole words (2 bytes EVT3, 4 EVT2, 8 DAT), or the file was cut short."""
+@dataclass
+class _PropheseeHeader:
+    version: str                        # "2.0", "2.1", "3.0" (EVT) or "DAT"
+    size: tuple[int, int] | None        # None: the header gives no geometry
+    t0: int                             # `% t0`, µs
+    body: int                           # offset of the first event word
+    legacy: bool                        # EVT 2.1 with swapped 32-bit halves
+
+
+WORD = {"2.0": 4, "2.1": 8, "3.0": 2, "DAT": 8}
+EVT_NAMES = {"2": "2.0", "2.0": "2.0", "21": "2.1", "2.1": "2.1", "3": "3.0", "3.0": "3.0"}
+
+
+def _prophesee_header(path: Path, fmt: str) -> _PropheseeHeader:
+    """Parse the `%` lines of an EVT or DAT file (`% evt 2.1`, `% format EVT21;height=..;
+    width=..`, `% geometry WxH`, DAT's `% Width`/`% Height`, `% t0`); the event words that
+    follow must fill whole words (2 bytes EVT3, 4 EVT2, 8 EVT 2.1 and DAT), or the file was cut
+    short."""
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     if not head.startswith(b"%"):
         raise EventFileError(path, f"not a {fmt} file: no '%' header (first bytes "
                              f"{head[:12]!r})")
-    lines, offset = [], 0
+    fields, offset = {}, 0
     while offset < len(head) and head[offset:offset + 1] == b"%":
         end = head.find(b"\n", offset)
         if end < 0:
             raise EventFileError(path, f"truncated {fmt} header")
-        lines.append(head[offset:end].decode("latin-1"))
+        key, _, value = head[offset + 1:end].decode("latin-1").strip().partition(" ")
+        fields[key.lower()] = value.strip()
         offset = end + 1
-    header = " ".join(lines).lower()
+    fmt_name, *options = fields.get("format", "").lower().split(";")
+    options = dict(o.partition("=")[::2] for o in options)
     if fmt == "DAT":
         offset += 2                          # event type and size bytes after the header
-        word = 8
-    elif "evt 3" in header or "evt3" in header:
-        word = 2
-    elif "evt 2" in header or "evt2" in header:
-        word = 4
+        version = "DAT"
     else:
-        raise EventFileError(path, "unknown EVT version in the header (expected EVT 2.0, "
-                             "2.1 or 3.0)")
+        version = EVT_NAMES.get(fields.get("evt", "").lower()) or \
+            EVT_NAMES.get(fmt_name.removeprefix("evt"))
+        if version is None:
+            raise EventFileError(path, "unknown EVT version in the header (expected EVT 2.0, "
+                                 "2.1 or 3.0)")
     body = path.stat().st_size - offset
-    if body < 0 or body % word:
+    if body < 0 or body % WORD[version]:
         raise EventFileError(path, f"truncated {fmt} file: {body} data bytes is not a whole "
-                             f"number of {word}-byte words")
+                             f"number of {WORD[version]}-byte words")
+    try:
+        t0 = int(fields.get("t0", "0") or 0)
+    except ValueError:
+        raise EventFileError(path, f"bad t0 in the header: {fields['t0']!r}") from None
+    return _PropheseeHeader(version, _header_size(path, fields, options), t0, offset,
+                            options.get("endianness") == "legacy")
+
+
+def _header_size(path, fields: dict, options: dict) -> tuple[int, int] | None:
+    """The geometry from `% geometry WxH`, the format line's width/height or DAT's `% Width`."""
+    texts = [fields["geometry"].lower().split("x")] if "geometry" in fields else []
+    texts.append([options.get("width"), options.get("height")])
+    texts.append([fields.get("width"), fields.get("height")])
+    for width, height in (t for t in texts if len(t) == 2 and None not in t):
+        try:
+            return int(width), int(height)
+        except ValueError:
+            raise EventFileError(path, f"bad sensor size {width}x{height} in the "
+                                 f"header") from None
+    return None
 
 
 def _open_npy(path: Path) -> Recording:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise EventFileError(path, f"not an NPY file (NPY files start with b'\\x93NUMPY', this "
+                             f"one with {magic!r})")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -222,7 +373,7 @@ def _open_npy(path: Path) -> Recording:
         raise EventFileError(path, f"NPY events need a structured array with fields t, x, y and "
                              f"on (or p); this one has dtype {array.dtype}")
 
-    def reader():
+    def reader(dropped):
         for i in range(0, len(array), NPY_CHUNK):
             yield np.asarray(array[i:i + NPY_CHUNK])
 
@@ -236,7 +387,7 @@ def _open_nmnist(path: Path) -> Recording:
                              f"of {NMNIST_RECORD}-byte records")
     raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, NMNIST_RECORD)
 
-    def reader():
+    def reader(dropped):
         offset = 0                     # µs added by the overflow records seen so far
         for i in range(0, len(raw), NPY_CHUNK):
             chunk = np.asarray(raw[i:i + NPY_CHUNK]).astype(np.uint64)
@@ -256,7 +407,7 @@ def _open_nmnist(path: Path) -> Recording:
 
 def _extent(rec: Recording) -> tuple[int, int]:
     width = height = 0
-    for chunk in rec._reader():
+    for chunk in rec._reader({}):
         if len(chunk):
             width = max(width, int(chunk["x"].max()) + 1)
             height = max(height, int(chunk["y"].max()) + 1)
@@ -269,7 +420,9 @@ def write_recording(path, events: np.ndarray, dimensions: tuple[int, int]) -> Pa
     """Write `events` (EVENTS_DTYPE, time-ordered) through faery; the format follows the
     extension (`.aedat4`, `.raw` = EVT3, `.dat`, `.es`, `.csv`), `.npy` through NumPy.
 
-    Times are kept as they are (not shifted to start at 0).
+    EVT and DAT files get times relative to the first event plus a `% t0` header line (faery's
+    `zero_t0`), so they read back exactly and stay small; AEDAT4, CSV and NPY keep the times as
+    they are; Event Stream has no t0 field, so its times start at 0 (the first event).
     """
     import faery
     path = Path(path)
@@ -281,5 +434,5 @@ def write_recording(path, events: np.ndarray, dimensions: tuple[int, int]) -> Pa
         array[name] = events[name]
     version = "evt3" if path.suffix.lower() == ".raw" else None
     faery.events_stream_from_array(array, dimensions=tuple(dimensions)).to_file(
-        path, version=version, zero_t0=False)
+        path, version=version, zero_t0=True)
     return path

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from spikefab.host import encode
 from spikefab.host.encode import Encoder, EncoderConfig
 from spikefab.host.events import EVENTS_DTYPE
 
@@ -60,8 +61,12 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("state", ["dense", "sparse"])
 @pytest.mark.parametrize("k", range(len(CONFIGS)))
-def test_encoder_matches_reference_in_any_chunking(k):
+def test_encoder_matches_reference_in_any_chunking(k, state, monkeypatch):
+    """Both kinds of per-pixel/per-input state (sparse: what a huge claimed sensor gets)."""
+    if state == "sparse":
+        monkeypatch.setattr(encode, "DENSE_KEYS", 0)
     seed = 100 + k
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -83,6 +88,8 @@ def test_encoder_matches_reference_in_any_chunking(k):
     assert counts.inputs == sum(len(r) for _, r in want)
     assert counts.inputs + counts.dropped() == len(events)
     assert max((int(i.max()) for _, i in got), default=0) < enc.n_inputs
+    totals = np.bincount(np.concatenate([r for _, r in want]), minlength=enc.n_inputs)
+    np.testing.assert_array_equal(enc.totals().ravel(), totals)
 
 
 def test_bad_settings_give_clear_errors():
@@ -121,3 +128,24 @@ def test_steps_counted_from_a_given_start():
         late.feed(events)
     with pytest.raises(ValueError, match="start must be a time >= 0"):
         Encoder(EncoderConfig(), (4, 1), start_us=-1)
+
+
+def test_memory_follows_the_events_not_the_claimed_sensor():
+    """A 65535 x 65535 sensor (what crafted headers claim) with every stage on: a few events
+    must not allocate per-pixel arrays of 4·10^9 entries (32 GiB)."""
+    import tracemalloc
+    events = np.zeros(3, EVENTS_DTYPE)
+    events["t"] = [10, 20, 2000]
+    events["x"], events["y"], events["on"] = [65534, 65533, 0], [65534, 65534, 0], [1, 0, 1]
+    cfg = EncoderConfig(denoise_us=100, refractory_us=50, polarity="split")
+    tracemalloc.start()
+    try:
+        enc = Encoder(cfg, (65535, 65535))
+        got = enc.feed(events) + enc.finish()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak} bytes traced"
+    # Only the OFF event beside the first survives the denoiser: OFF cell (65533, 65534).
+    assert enc.counts.denoised == 2
+    assert [list(i) for _, i in got] == [[65535 * 65535 + 65534 * 65535 + 65533]]

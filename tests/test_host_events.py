@@ -29,7 +29,10 @@ def test_written_files_read_back_identically(tmp_path, suffix):
     assert (rec.width, rec.height) == (160, 120)
     chunks = list(rec.chunks())
     assert len(chunks) >= 1
-    np.testing.assert_array_equal(np.concatenate(chunks), events)
+    expected = events.copy()
+    if suffix == ".es":        # Event Stream has no t0 field: times start at the first event
+        expected["t"] -= events["t"][0]
+    np.testing.assert_array_equal(np.concatenate(chunks), expected)
 
 
 def test_evt2_written_by_faery_reads_back(tmp_path):
