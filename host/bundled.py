@@ -13,13 +13,15 @@ layers are recorded. On the sample, the vertical and horizontal bars are told ap
 the diagonal bars also excite the vertical and horizontal detectors (an 8 x 8 grid is coarse).
 
 A network description for `spikefab run --network FILE.py` is a Python file defining
-`network()` that returns a `NetworkSpec` like `bars()` below.
+`network()` that returns a `NetworkSpec` like `bars()` below. A file that does not import, or
+whose `network()` raises, gives one line naming the file, the line and the error.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ __all__ = ["NetworkSpec", "bars", "sample_path", "make_sample", "load_network_sp
 SAMPLE = Path(__file__).resolve().parent.parent / "spikefab" / "data" / "sample.aedat4"
 LINE_TOTAL, LINE_THRESHOLD, OUT_WEIGHT, OUT_THRESHOLD = 300, 300, 60, 100
 ORIENTATIONS = ("vertical", "horizontal", "diagonal 45", "diagonal 135")
+LINE_GROUPS = ("columns", "rows", "diagonals 45", "diagonals 135")
 
 
 @dataclass
@@ -42,6 +45,10 @@ class NetworkSpec:
     encoder: EncoderConfig
     sensor: tuple[int, int] | None = None     # the sensor size the encoder expects, if fixed
     description: str = ""
+    #: For pictures: population -> one name per neuron, and population -> [(group name,
+    #: neurons)] consecutive groups of neurons (both optional).
+    names: dict[str, list[str]] = field(default_factory=dict)
+    groups: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 def sample_path() -> Path:
@@ -100,9 +107,12 @@ def bars(cells: int = 8, pool: int = 8) -> NetworkSpec:
     net.connect(line_layer, orientation, w_out)
     encoder = EncoderConfig(dt_us=1000, pool=(pool, pool), polarity="split",
                             refractory_us=1000)
+    counts = [sum(1 for kind, _ in lines if kind == k) for k in range(4)]
     return NetworkSpec(net, "events", encoder, (cells * pool, cells * pool),
                        "bars: moving-bar orientation detector, 128 inputs (2 x 8 x 8 cells), "
-                       f"{len(lines)} line neurons, 4 orientation neurons")
+                       f"{len(lines)} line neurons, 4 orientation neurons",
+                       names={"orientation": list(ORIENTATIONS)},
+                       groups={"lines": list(zip(LINE_GROUPS, counts))})
 
 
 def load_network_spec(name: str) -> NetworkSpec:
@@ -115,10 +125,25 @@ def load_network_spec(name: str) -> NetworkSpec:
                          f"network()")
     spec = importlib.util.spec_from_file_location(f"spikefab_user_network_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    _user_code(path, "importing it", lambda: spec.loader.exec_module(module))
     if not hasattr(module, "network"):
         raise ValueError(f"{path}: defines no network() function")
-    result = module.network()
+    result = _user_code(path, "network()", module.network)
     if not isinstance(result, NetworkSpec):
         raise ValueError(f"{path}: network() must return a spikefab.host.bundled.NetworkSpec")
     return result
+
+
+def _user_code(path: Path, what: str, call):
+    """Run the user's `call`; any exception becomes one line: file, line, exception."""
+    try:
+        return call()
+    except SyntaxError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:      # the user's code: anything can happen
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
+                 if Path(f.filename).resolve() == path.resolve()]
+        where = f":{lines[-1]}" if lines else ""
+        message = " ".join(str(exc).split())
+        raise ValueError(f"{path}{where}: {what} raised {type(exc).__name__}"
+                         f"{': ' + message if message else ''}") from None

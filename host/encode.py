@@ -157,11 +157,15 @@ class Encoder:
         self._open_t = np.zeros(0, np.int64)          # the last, incomplete step
         self._open_ids = np.zeros(0, np.int64)
 
+    def describe_window(self) -> str:
+        """The crop and pooling, e.g. `crop 256x256+45+2, pool 32x32`."""
+        x0, y0, w, h = self.window
+        return f"crop {w}x{h}+{x0}+{y0}, pool {self.cfg.pool[0]}x{self.cfg.pool[1]}"
+
     def describe(self) -> str:
         c = self.cfg
-        x0, y0, w, h = self.window
-        parts = [f"crop {w}x{h}+{x0}+{y0}", f"pool {c.pool[0]}x{c.pool[1]}",
-                 f"polarity {c.polarity}", f"-> {self.channels}x{self.cells[1]}x{self.cells[0]}"
+        parts = [self.describe_window(), f"polarity {c.polarity}",
+                 f"-> {self.channels}x{self.cells[1]}x{self.cells[0]}"
                  f" = {self.n_inputs} inputs", f"dt {c.dt_us} us"]
         if c.denoise_us:
             parts.append(f"denoise {c.denoise_us} us")

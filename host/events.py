@@ -77,8 +77,8 @@ class Recording:
 
     def describe(self) -> str:
         """One line: format, size and where the size came from, conventions."""
-        source = {"header": "", "dimensions": " (from --dimensions)",
-                  "events": " (inferred from the events: the file gives no sensor size; "
+        source = {"header": "", "dimensions": " from --dimensions",
+                  "events": " inferred from the events (the file gives no sensor size; "
                             "--dimensions WxH sets it)"}[self.size_source]
         extra = f"; {self.conventions}" if self.conventions else ""
         return f"{self.format}, {self.width}x{self.height}{source}{extra}"

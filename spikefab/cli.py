@@ -107,34 +107,23 @@ def _run(args) -> int:
     With no arguments: the bundled sample recording through the bundled network `bars` on the
     golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png.
     """
-    import dataclasses
-
-    from spikefab.host.bundled import load_network_spec, sample_path
+    from spikefab.host.bundled import sample_path
     from spikefab.host.device import open_device, parse_config
-    from spikefab.host.encode import Encoder
-    from spikefab.host.events import open_recording
     from spikefab.host.plots import save_run_plot
+    from spikefab.host.preflight import prepare_run
     from spikefab.spec import ChipConfig
 
-    spec = load_network_spec(args.network)
-    changes = {k: v for k, v in (("dt_us", args.dt), ("pool", args.pool), ("crop", args.crop),
-                                  ("polarity", args.polarity), ("refractory_us", args.refractory),
-                                  ("denoise_us", args.denoise),
-                                  ("max_events_per_step", args.cap)) if v is not None}
-    encoder_cfg = dataclasses.replace(spec.encoder, **changes)
+    options = {k: v for k, v in (("dt_us", args.dt), ("pool", args.pool), ("crop", args.crop),
+                                 ("polarity", args.polarity), ("refractory_us", args.refractory),
+                                 ("denoise_us", args.denoise),
+                                 ("max_events_per_step", args.cap)) if v is not None}
     path = args.recording or sample_path()
-    recording = open_recording(path, dimensions=args.dimensions)
-    encoder = Encoder(encoder_cfg, (recording.width, recording.height))
-    group = spec.network.inputs[spec.input_group]
-    if encoder.n_inputs != group.size:
-        raise ValueError(f"the network's input {spec.input_group!r} has {group.size} inputs, "
-                         f"but {recording.width}x{recording.height} events with "
-                         f"{encoder.describe()} give {encoder.n_inputs}: adjust --crop/--pool/"
-                         f"--polarity")
+    # Every input is checked here, before any device work.
+    inputs = prepare_run(args.network, path, dimensions=args.dimensions, options=options)
+    spec, recording, encoder = inputs.spec, inputs.recording, inputs.encoder
+    encoder_cfg = encoder.cfg
     config = parse_config(args.config) if args.config else ChipConfig()
-    print(f"recording: {path} ({recording.format}, {recording.width}x{recording.height})")
-    print(f"network:   {spec.description or args.network}")
-    print(f"encoding:  {encoder.describe()}")
+    print("\n".join(inputs.notes))
     if args.device == "sim":
         print("device:    starting the simulated board (the first time builds the chip with "
               "Verilator, about 1-2 minutes) ...", flush=True)
@@ -176,7 +165,8 @@ def _run(args) -> int:
     print(f"events:    {counts.events} read, {counts.inputs} after the encoder "
           f"(dropped: {counts.cropped} cropped, {counts.denoised} denoised, {counts.polarity} "
           f"polarity, {counts.refractory} refractory, {counts.capped} capped), "
-          f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit")
+          f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit"
+          + "".join(f"; the reader dropped {n} {kind}" for kind, n in recording.dropped.items()))
     link = (f"; link capacity {capacity / 2:,.0f} events/s at 2 bytes/event"
             if capacity else "")
     print(f"streamed:  {result.steps} steps of {encoder_cfg.dt_us} us in {result.seconds:.2f} s: "
@@ -198,7 +188,9 @@ def _run(args) -> int:
                         f"\n")
     picture = save_run_plot(out / "run.png", np.array(input_counts), result.spikes, sizes,
                             encoder_cfg.dt_us, title=f"{Path(path).name} through "
-                            f"{args.network} on {args.device}")
+                            f"{args.network} on {args.device}", image=encoder.totals(),
+                            names=spec.names, groups=spec.groups,
+                            image_title=encoder.describe_window())
     print(f"saved:     {out / 'spikes.npz'}, {out / 'spikes.csv'}, {picture}")
     return 0
 
@@ -282,8 +274,10 @@ def add_run(sub):
     enc = run.add_argument_group("encoding (defaults come from the network)")
     enc.add_argument("--dt", type=int, metavar="US", help="time step in microseconds")
     enc.add_argument("--crop", type=_crop, metavar="X0,Y0,W,H",
-                     help="window of the sensor: corner, width, height")
-    enc.add_argument("--pool", type=_pair, metavar="N|WxH", help="pixels per input cell: N or WxH")
+                     help="window of the sensor: corner, width, height (default: the centred "
+                          "window that fits the network's input grid)")
+    enc.add_argument("--pool", type=_pair, metavar="N|WxH",
+                     help="pixels per input cell: N or WxH (default: fitted to the sensor)")
     enc.add_argument("--polarity", choices=["split", "merge", "on", "off"],
                      help="split: ON and OFF channels; merge: one channel; on/off: keep one")
     enc.add_argument("--refractory", type=int, metavar="US",
@@ -292,7 +286,9 @@ def add_run(sub):
                      help="drop events with no neighbour event within this many us")
     enc.add_argument("--cap", type=int, metavar="N", help="at most this many events per step")
     enc.add_argument("--dimensions", type=_pair, metavar="WxH",
-                     help="sensor WxH for files that do not say (.csv/.npy without header)")
+                     help="sensor size, any format: for files that give none (.npy, .bin, "
+                          ".csv without x@W, EVT/DAT without geometry; else inferred from the "
+                          "events), or to override the header")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)

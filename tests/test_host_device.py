@@ -183,7 +183,7 @@ def test_cli_run_default_saves_spikes_and_picture(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["run", "nope.aedat4"], "nope.aedat4: no such file"),
     (["run", "--device", "serial:///dev/ttyNOSUCH0"], "cannot open serial:///dev/ttyNOSUCH0"),
-    (["run", "--pool", "4"], "has 128 inputs, but 64x64 events"),
+    (["run", "--pool", "4", "--crop", "0,0,64,64"], "--crop 0,0,64,64 --pool 4x4 does not fit"),
     (["run", "--network", "nothing.py"], "unknown network 'nothing.py'"),
     (["info", "--config", "cores=two"], "must be key=integer"),
 ])
