@@ -222,7 +222,7 @@ def _open_prophesee(path: Path, fmt: str, dimensions) -> Recording:
 
 
 def _open_evt21(path: Path, header) -> Recording:
-    from .evt21 import WORD_BYTES, Evt21State, decode_words
+    from .evt21 import Evt21State, decode_words
     words = np.memmap(path, dtype="<u8", mode="r", offset=header.body)
 
     def reader(dropped):
@@ -232,8 +232,7 @@ def _open_evt21(path: Path, header) -> Recording:
                 t, x, y, on = decode_words(np.asarray(words[i:i + NPY_CHUNK // 8]), state,
                                            legacy=header.legacy)
             except ValueError as exc:
-                raise EventFileError(path, f"corrupt EVT 2.1 file: {exc} (at byte "
-                                     f"{header.body + WORD_BYTES * state.words})") from None
+                raise EventFileError(path, f"corrupt EVT 2.1 file: {exc}") from None
             for kind, n in state.skipped.items():
                 if n:
                     dropped[f"EVT 2.1 {kind} words"] = n

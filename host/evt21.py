@@ -55,7 +55,9 @@ def decode_words(raw: np.ndarray, state: Evt21State, *, legacy: bool = False):
     bad = ~np.isin(kind, KNOWN)
     if bad.any():
         k = int(np.argmax(bad))
-        raise ValueError(f"word {state.words + k} has the reserved EVT 2.1 type {kind[k]:#x}")
+        n = state.words + k
+        raise ValueError(f"word {n} (byte {n * WORD_BYTES} after the header) has the reserved "
+                         f"EVT 2.1 type {kind[k]:#x}")
     high = _time_high(words, kind == TIME_HIGH, state)
     cd = (kind == CD_NEG) | (kind == CD_POS)
     state.skipped["trigger"] += int(np.count_nonzero(kind == EXT_TRIGGER))

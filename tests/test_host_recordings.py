@@ -239,8 +239,9 @@ def test_evt21_time_high_wraps_after_2_34_us(tmp_path):
 def test_evt21_reserved_word_type_is_corruption(tmp_path, capsys):
     path = evt21_file(tmp_path / "bad.raw", evt21_events(50), (300, 200),
                       extra_words=[0x3 << 60])
-    with pytest.raises(EventFileError, match="corrupt EVT 2.1 file: word .* reserved EVT 2.1 "
-                                             "type 0x3"):
+    with pytest.raises(EventFileError, match=r"corrupt EVT 2.1 file: word (\d+) \(byte "
+                                             r"\d+ after the header\) has the reserved EVT 2.1 "
+                                             r"type 0x3"):
         open_recording(path).read()
     # The run stops at the file, before any device: the port below does not exist.
     err = one_line_error(["run", str(path), "--device", "serial:///dev/ttyNOSUCH0",
