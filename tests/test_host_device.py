@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from spikefab.cli import main
-from spikefab.host.device import _config_arg, _Plan, open_device
+from spikefab.host.device import _config_arg, open_device
 from spikefab.host.encode import Encoder, EncoderConfig
 from spikefab.host.events import open_recording, write_recording
+from spikefab.host.flow import StepCosts
 from spikefab.host.link import LinkError
 from spikefab.host.network import Network
 from spikefab.host.synthetic import moving_shapes
@@ -69,11 +70,11 @@ def test_model_stream_matches_the_network_reference(recording):
     # The reference gets exactly the events the device sent: the first ones of each step, as
     # many as the chip's routed-event limit allows (an input routed to 2 cores costs 2).
     image = network().compile(CFG)
-    plan = _Plan(image, "events")
+    routed = StepCosts.of(image).routed[image.input_ids["events"]]
     n = result.steps
     raster = np.zeros((n, 32), dtype=np.int64)
     for step, ids in steps:
-        cost = np.cumsum(plan.routed[ids])
+        cost = np.cumsum(routed[ids])
         assert len(ids) > 0 and cost[0] <= CFG.max_host_events
         np.add.at(raster[step], ids[cost <= CFG.max_host_events], 1)
     want = network().reference(CFG.core, {"events": raster}, n)
