@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -134,6 +135,69 @@ def test_model_socket_and_pty_boards_give_identical_spikes(recording):
             np.testing.assert_array_equal(result.spikes[name], model.spikes[name],
                                           err_msg=f"population {name}")
     assert status["crc_errors"] == status["frame_errors"] == 0
+
+
+class ModelBoard:
+    """A stand-in board launcher: the golden model behind a local TCP socket (a thread)."""
+
+    def __init__(self, cfg):
+        from spikefab.sim import ChipModel
+        self.model, self.closed = ChipModel(cfg), False
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(self.model.feed(data))
+
+    def close(self):
+        self.server.close()
+        self.thread.join(10)
+        self.closed = True
+
+
+def test_simulated_board_transport_owns_its_launcher(recording):
+    from spikefab.host.device import Device
+    from spikefab.host.transport import SimBoardTransport
+    with open_device("model", config=CFG) as device:
+        model = stream_on(device, recording)
+    board = ModelBoard(CFG)
+    with Device(SimBoardTransport(board)) as device:
+        assert device.name == f"simulated board at {board.url}"
+        result = stream_on(device, recording)
+    assert board.closed and not board.thread.is_alive()
+    for name in model.spikes:
+        np.testing.assert_array_equal(result.spikes[name], model.spikes[name])
+    # A board whose URL cannot be opened is stopped all the same.
+    board = ModelBoard(CFG)
+    board.url = "socket://127.0.0.1:1"
+    with pytest.raises(LinkError, match="cannot open socket://127.0.0.1:1"):
+        SimBoardTransport(board)
+    assert board.closed
+
+
+def test_device_sim_starts_and_stops_its_own_board(recording):
+    """`open_device("sim")`: the transport starts the simulated board (no `spikefab` command
+    process), and closing the device ends the board's process and frees its port."""
+    with open_device("model", config=CFG) as device:
+        model = stream_on(device, recording)
+    device = open_device("sim", config=CFG)
+    try:
+        board = device.transport.inner.launcher
+        assert "spikefab.cli" not in board.process.args
+        port = int(board.url.rsplit(":", 1)[1])
+        result = stream_on(device, recording)
+    finally:
+        device.close()
+    assert board.process.poll() is not None            # ended and reaped
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    for name in model.spikes:
+        np.testing.assert_array_equal(result.spikes[name], model.spikes[name])
 
 
 def test_device_that_stops_answering_times_out():
