@@ -6,7 +6,7 @@ a free local TCP port through the cocotb bridge `spikefab.verify.board_bench` (t
 `spikefab board-sim`, without the command line). The launcher waits until the board listens;
 `url` is then its `socket://127.0.0.1:PORT`. `close()` waits for the board to end (it does when
 its client disconnects), else stops its whole process group (the simulator is a child of the
-cocotb runner) and reaps it.
+cocotb runner) and reaps it. The board also ends when the process that started it ends.
 
 Any object with `url` and `close()` can take its place (`transport.BoardLauncher`), e.g. a native
 simulator harness.
@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class CocotbBoard:
         self._dir = tempfile.TemporaryDirectory(prefix="spikefab-board-")
         ready = Path(self._dir.name) / "url"
         command = [sys.executable, "-m", "spikefab.host.boardsim", "--ready-file", str(ready),
-                   "--config", _config_arg(cfg or ChipConfig())]
+                   "--config", _config_arg(cfg or ChipConfig()), "--parent", str(os.getpid())]
         if uart_divisor:
             command += ["--uart-divisor", str(uart_divisor)]
         self._log_path = Path(self._dir.name) / "board.log"
@@ -98,12 +99,23 @@ def main(argv=None):
                         help="receives the URL once the board listens")
     parser.add_argument("--config", required=True, help="chip configuration (KEY=N,...)")
     parser.add_argument("--uart-divisor", type=int)
+    parser.add_argument("--parent", type=int, help="end when this process ends")
     args = parser.parse_args(argv)
+    if args.parent:
+        threading.Thread(target=_end_with, args=(args.parent,), daemon=True).start()
     from spikefab.verify.rtlsim import serve_board
 
     from .device import parse_config
     serve_board(parse_config(args.config), "socket:127.0.0.1:0", ready_file=args.ready_file,
                 once=True, uart_divisor=args.uart_divisor)
+
+
+def _end_with(parent: int):
+    """Stop this board's process group (the simulator too) once `parent` is gone: a host that
+    died without closing its transport leaves no board running."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.killpg(os.getpgid(0), signal.SIGTERM)
 
 
 if __name__ == "__main__":
