@@ -180,8 +180,8 @@ def _report_run(done, counts, capacity):
               f"{run.sizes[name]} neurons")
     if result.lost:
         detail = ", ".join(f"{name} +{n}" for name, n in result.lost.items())
-        print(f"lost:      the chip dropped events ({detail}): a step recorded more spikes than "
-              f"its host buffer holds (docs/host.md, flow control)")
+        print(f"lost:      the chip dropped events ({detail}): a step made more output spikes "
+              f"than its host buffer holds (see flow control in docs/host.md)")
 
 
 def _progress(args):

@@ -245,6 +245,19 @@ def test_cli_run_default_saves_spikes_and_picture(tmp_path, capsys):
     assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_run_reports_capped_and_lost_events(tmp_path, capsys):
+    """A chip too small for the run: the summary counts what was cut and what the chip dropped,
+    and the saved spikes are the ones that arrived."""
+    assert main(["run", "-q", "--out", str(tmp_path), "--config",
+                 "max_host_events=4,host_buffer=2"]) == 0
+    out = capsys.readouterr().out
+    capped = int(out.split(" over the chip's per-step limit")[0].rsplit(", ", 1)[1])
+    assert capped > 1000
+    assert "lost:      the chip dropped events (host_dropped +" in out
+    saved = np.load(tmp_path / "spikes.npz")
+    assert f"lines: {len(saved['spikes_lines'])} from" in out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "nope.aedat4"], "nope.aedat4: no such file"),
     (["run", "--device", "serial:///dev/ttyNOSUCH0"], "cannot open serial:///dev/ttyNOSUCH0"),
