@@ -149,7 +149,10 @@ class ModelBoard:
         self.thread.start()
 
     def _serve(self):
-        conn, _ = self.server.accept()
+        try:
+            conn, _ = self.server.accept()
+        except OSError:                  # closed before any client came
+            return
         with conn:
             while data := conn.recv(65536):
                 conn.sendall(self.model.feed(data))
