@@ -27,9 +27,9 @@ class RunOutput:
     t0_us: int = 0
 
 
-def save_run(out, run: RunOutput, *, title: str = "") -> list[Path]:
+def save_run(out, run: RunOutput, *, title: str = "", **picture) -> list[Path]:
     """Write `spikes.npz`, `spikes.csv` and `run.png` into folder `out` (created if needed);
-    return their paths."""
+    return their paths. `picture` options go to `plots.save_run_plot`."""
     from .plots import save_run_plot
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def save_run(out, run: RunOutput, *, title: str = "") -> list[Path]:
              **{f"spikes_{name}": s for name, s in run.spikes.items()})
     _write_csv(csv, run)
     picture = save_run_plot(out / "run.png", np.asarray(run.input_counts), run.spikes, run.sizes,
-                            run.dt_us, title=title)
+                            run.dt_us, title=title, **picture)
     return [npz, csv, Path(picture)]
 
 

@@ -163,13 +163,16 @@ def _run(args) -> int:
     return 0
 
 
-def _report_run(done, counts, capacity):
-    """Print what a run did: events per stage, speed, spikes per population, losses."""
+def _report_run(done, counts, capacity, reader_dropped: dict | None = None):
+    """Print what a run did: events per stage (`reader_dropped`: kind -> events the reader
+    dropped), speed, spikes per population, losses."""
     result, run = done.result, done.run
     print(f"events:    {counts.events} read, {counts.inputs} after the encoder "
           f"(dropped: {counts.cropped} cropped, {counts.denoised} denoised, {counts.polarity} "
           f"polarity, {counts.refractory} refractory, {counts.capped} capped), "
-          f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit")
+          f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit"
+          + "".join(f"; the reader dropped {n} {kind}"
+                    for kind, n in (reader_dropped or {}).items()))
     link = (f"; link capacity {capacity / 2:,.0f} events/s at 2 bytes/event"
             if capacity else "")
     print(f"streamed:  {result.steps} steps of {run.dt_us} us in {result.seconds:.2f} s: "
