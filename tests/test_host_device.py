@@ -165,11 +165,15 @@ class ModelBoard:
 
 def test_simulated_board_transport_owns_its_launcher(recording):
     from spikefab.host.device import Device
-    from spikefab.host.transport import SimBoardTransport
+    from spikefab.host.transport import ModelTransport, SimBoardTransport, Transport
+    from spikefab.sim import ChipModel
+    assert isinstance(ModelTransport(ChipModel(CFG)), Transport)
     with open_device("model", config=CFG) as device:
         model = stream_on(device, recording)
     board = ModelBoard(CFG)
-    with Device(SimBoardTransport(board)) as device:
+    transport = SimBoardTransport(board)
+    assert isinstance(transport, Transport) and isinstance(transport.link, Transport)
+    with Device(transport) as device:
         assert device.name == f"simulated board at {board.url}"
         result = stream_on(device, recording)
     assert board.closed and not board.thread.is_alive()
