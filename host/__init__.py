@@ -1,1 +1,5 @@
-"""Host-side tools: networks and input rasters for the core, and (later) the link to a board."""
+"""Host software: describe and compile networks, read and encode event recordings, and run them on
+a chip — the golden model, a simulated board or a real board — through one stack:
+`device` (what a run needs) → `streaming` (the one loop) → `flow` (what to send, planned without
+I/O) → `link.ChipClient` (the one protocol encoder and decoder) → `transport` (the bytes).
+docs/host.md says which file does what."""

@@ -6,75 +6,25 @@
         result = dev.stream(image, "pixels", steps)   # steps: (step, input indices) pairs
         result.spikes["out"]                 # (step, neuron) pairs of a recorded population
 
-`stream` pipelines INPUT, TICK and FETCH requests within the transport's window, caps each step's
-events to what the chip accepts (counted, never dropped silently), fetches output spikes before
-the chip's host buffer could overflow, and checks the chip's drop counters at the end.
+`open_device` picks the transport (`spikefab.host.transport`), `Device.stream` is the streaming
+loop of `spikefab.host.streaming` (flow control: `spikefab.host.flow`) for one input group.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
-from spikefab import protocol as P
 from spikefab.spec import ChipConfig
 
 from . import learning
-from .link import ChipClient, LinkError, ModelTransport, SerialTransport
-from .network import ChipImage, counters_grown, load
+from .link import ChipClient
+from .network import ChipImage, load
+from .streaming import StreamResult, stream
+from .transport import CountingTransport, Transport, open_transport
 
-__all__ = ["Device", "open_device", "StreamResult", "BoardSimProcess"]
-
-class BoardSimProcess:
-    """`spikefab board-sim` started in the background; `url` is where it listens."""
-
-    def __init__(self, cfg: ChipConfig | None = None, *, build_timeout: float = 900,
-                 uart_divisor: int | None = None, log=None):
-        self._dir = tempfile.TemporaryDirectory(prefix="spikefab-board-")
-        ready = Path(self._dir.name) / "url"
-        command = [sys.executable, "-m", "spikefab.cli", "board-sim", "--once", "--port", "0",
-                   "--ready-file", str(ready)]
-        if cfg is not None:
-            command += ["--config", _config_arg(cfg)]
-        if uart_divisor:
-            command += ["--uart-divisor", str(uart_divisor)]
-        self._log = open(Path(self._dir.name) / "board-sim.log", "w")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        deadline = time.monotonic() + build_timeout
-        while not ready.exists():
-            if self.process.poll() is not None:
-                raise LinkError(f"the simulated board stopped before it listened:\n"
-                                f"{self.tail()}")
-            if time.monotonic() > deadline:
-                self.close()
-                raise LinkError(f"the simulated board did not start within {build_timeout} s")
-            time.sleep(0.1)
-        self.url = ready.read_text()
-
-    def tail(self, lines: int = 15) -> str:
-        self._log.flush()
-        text = (Path(self._dir.name) / "board-sim.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def close(self, timeout: float = 10):
-        """Wait for the board to end (it does when its client disconnects), else stop it."""
-        if self.process.poll() is None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGTERM)    # our own session only
-                self.process.wait()
-        self._log.close()
-        self._dir.cleanup()
+__all__ = ["Device", "open_device", "StreamResult", "parse_config"]
 
 
 def _config_arg(cfg: ChipConfig) -> str:
@@ -112,49 +62,18 @@ def parse_config(text: str) -> ChipConfig:
                                     if k in chip_keys})
 
 
-@dataclass
-class StreamResult:
-    """What `Device.stream` returns; `spikes[pop]` is an (n, 2) array of (step, neuron)."""
-    spikes: dict[str, np.ndarray]
-    steps: int                      # time steps run
-    events_sent: int                # input events delivered to the chip
-    events_capped: int              # events over the chip's per-step limit, not sent (counted)
-    request_bytes: int              # bytes sent to the chip while streaming
-    reply_bytes: int                # bytes received
-    seconds: float
-    status: dict = field(default_factory=dict)    # READ_STATUS at the end
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events_sent / self.seconds if self.seconds else float("inf")
-
-
-class _CountingTransport:
-    """Wraps a transport and counts the bytes each way."""
-
-    def __init__(self, inner):
-        self.inner, self.sent, self.received = inner, 0, 0
-        self.window = getattr(inner, "window", None)
-
-    def write(self, data):
-        self.sent += len(data)
-        self.inner.write(data)
-
-    def read_frame(self, timeout=None):
-        body = self.inner.read_frame(timeout)
-        self.received += len(body) + 1
-        return body
-
-
 class Device:
     """A chip behind a transport, with the operations a run needs."""
 
-    def __init__(self, transport, *, name: str, timeout: float = 10.0, resync: bool = False,
-                 process: BoardSimProcess | None = None):
-        self.name, self.process = name, process
-        self.transport = _CountingTransport(transport)
-        self.capacity = getattr(transport, "capacity", None)    # link bytes/s, if known
-        self.client = ChipClient(self.transport, timeout=timeout, resync=resync)
+    def __init__(self, transport: Transport, *, timeout: float = 10.0, resync: bool = False):
+        self.name = transport.name
+        self.transport = CountingTransport(transport)
+        self.capacity = transport.capacity          # link bytes/s, if known
+        try:
+            self.client = ChipClient(self.transport, timeout=timeout, resync=resync)
+        except BaseException:
+            transport.close()
+            raise
         self.config = self.client.config
         self._plastic = None
 
@@ -165,11 +84,8 @@ class Device:
         self.close()
 
     def close(self):
-        close = getattr(self.transport.inner, "close", None)
-        if close:
-            close()
-        if self.process is not None:
-            self.process.close()
+        """Close the transport (and stop a simulated board it owns)."""
+        self.transport.close()
 
     def info(self) -> dict:
         """Identity, capabilities and status counters of the device."""
@@ -230,134 +146,30 @@ class Device:
 
     def stream(self, image: ChipImage, group: str, steps, *, progress=None) -> StreamResult:
         """Run `steps` ((step, input indices of `group`) pairs, steps ascending, from 0) from
-        step 0; return the recorded output spikes. `progress(events, step)` is called now and
-        then. Raises `ChipError`/`LinkError` if the chip refuses a request or the link breaks.
+        the chip's current step; return the recorded output spikes (`streaming.stream`: events
+        over the chip's per-step limit are cut and counted, `result.lost` holds what the chip
+        dropped). `progress(events, step)` is called now and then. Raises
+        `ChipError`/`LinkError` if the chip refuses a request or the link breaks.
         """
-        plan = _Plan(image, group)
-        client, cfg = self.client, self.config
-        before = client.status()
-        first_step = before["step"]
-        found: list[tuple[int, int]] = []
-
-
-        sent0, received0 = self.transport.sent, self.transport.received
-        started = time.perf_counter()
-        pending = 0              # host-buffer entries the chip may hold now (an upper bound)
-        current, events_sent, capped = 0, 0, 0
-
-
-        def fetch_all():
-            nonlocal pending
-            for _ in range(-(-pending // P.FETCH_MAX)):
-                client.send_fetch(P.FETCH_MAX, found.extend)
-            pending = 0
-
-        def tick(n, extra=0):
-            """Run n steps, the first with `extra` host-buffer entries from host inputs."""
-            nonlocal pending, current
-            while n:
-                per_step = max(plan.recorded, 1)
-                k = min(n, 0xFFFF, max(1, (cfg.host_buffer - pending - extra) // per_step))
-                if pending + extra + k * plan.recorded > cfg.host_buffer:
-                    fetch_all()
-                    k = min(n, 0xFFFF, max(1, (cfg.host_buffer - extra) // per_step))
-                client.send_tick(k)
-                pending += extra + k * plan.recorded
-                extra, n, current = 0, n - k, current + k
-
-        for step, local in steps:
-            if step < current:
-                raise ValueError(f"steps must ascend: step {step} after {current - 1}")
-            if step > current:
-                tick(step - current)
-            ids, host_entries, dropped = plan.chip_inputs(local)
-            capped += dropped
-            if pending + host_entries + plan.recorded > cfg.host_buffer:
-                fetch_all()
-            client.send_input(ids)
-            events_sent += len(ids)
-            tick(1, host_entries)
-            if progress is not None and step % 64 == 0:
-                progress(events_sent, current)
-        fetch_all()
-        client.flush()
-        status = client.status()
-        seconds = time.perf_counter() - started
-        if progress is not None:
-            progress(events_sent, current)
-        lost = counters_grown(before, status)
-        if lost:
-            raise LinkError(f"the chip dropped events ({lost}) although the host paced the "
-                            "link and its output: this is a bug, please report it")
-        spikes = {name: [] for name in image.recorded}
-        for step, source in found:
-            name, index = image.source_owner[source]
-            if name in spikes:
-                spikes[name].append((step - first_step, index))
-        return StreamResult({k: np.array(v, dtype=np.int64).reshape(-1, 2)
-                             for k, v in spikes.items()}, current, events_sent, capped,
-                            self.transport.sent - sent0, self.transport.received - received0,
-                            seconds, status)
-
-
-class _Plan:
-    """Per-input costs of a compiled network: routed events and host-buffer entries."""
-
-    def __init__(self, image: ChipImage, group: str):
-        cfg = image.config
         if group not in image.input_ids:
             raise ValueError(f"the network has no input group {group!r} (it has "
                              f"{', '.join(image.input_ids) or 'none'})")
-        self.ids = np.asarray(image.input_ids[group], dtype=np.int64)
-        host = np.array([core == P.HOST_CORE for core, _ in image.route_dest] or [False])
-        host_before = np.concatenate([[0], np.cumsum(host)])
-        start = np.array([s for s, _ in image.route_index], dtype=np.int64)
-        count = np.array([c for _, c in image.route_index], dtype=np.int64)
-        sources = np.array([cfg.input_source(int(i)) for i in self.ids], dtype=np.int64)
-        self.routed = count[sources]
-        self.to_host = host_before[start[sources] + count[sources]] - host_before[start[sources]]
-        neuron_sources = np.arange(cfg.n_cores * cfg.core.n_neurons)
-        self.recorded = int((host_before[start[neuron_sources] + count[neuron_sources]]
-                             - host_before[start[neuron_sources]]).sum())
-        self.limit = cfg.max_host_events
-        if self.recorded > cfg.host_buffer:
-            raise ValueError(f"the network records {self.recorded} neurons, more than the "
-                             f"chip's host buffer ({cfg.host_buffer}) holds per step")
-
-    def chip_inputs(self, local):
-        """Chip input ids for local input indices, cut to the chip's per-step limit.
-
-        Returns (ids, host-buffer entries they make, events cut).
-        """
-        local = np.asarray(local, dtype=np.int64)
-        cost = np.cumsum(self.routed[local])
-        n = int(np.searchsorted(cost, self.limit, side="right"))
-        kept = local[:n]
-        return self.ids[kept], int(self.to_host[kept].sum()), len(local) - n
+        ids = np.asarray(image.input_ids[group], dtype=np.int64)
+        chip_steps = ((step, ids[np.asarray(local, dtype=np.int64)]) for step, local in steps)
+        return stream(self.client, image, chip_steps, progress=progress)
 
 
 def open_device(spec: str, *, config: ChipConfig | None = None, timeout: float = 10.0,
-                uart_divisor: int | None = None) -> Device:
+                uart_divisor: int | None = None, board=None) -> Device:
     """Open a device: `model` (the golden model in-process), `sim` (start a simulated board
-    and connect to it over a local socket), or a serial port / pyserial URL.
+    and connect to it over a local socket; `board` is its launcher class, default
+    `spikefab.host.boardsim.CocotbBoard`), or a serial port / pyserial URL
+    (`transport.open_transport`).
 
     `config` is the chip configuration of `model` and `sim` (default `ChipConfig()`).
     """
-    if spec == "model":
-        from spikefab.sim import ChipModel
-        return Device(ModelTransport(ChipModel(config or ChipConfig())), name="model",
-                      timeout=timeout)
+    transport = open_transport(spec, config=config, board=board, uart_divisor=uart_divisor)
     if spec == "sim":
-        process = BoardSimProcess(config, uart_divisor=uart_divisor)
-        try:
-            transport = SerialTransport(process.url, window=None)
-            return Device(transport, name=f"simulated board at {process.url}",
-                          timeout=max(timeout, 60.0), process=process)
-        except BaseException:
-            process.close(timeout=0)
-            raise
-    if "://" not in spec and not spec.startswith(("/", "COM")):
-        raise ValueError(f"unknown device {spec!r}: use model, sim, a serial port "
-                         f"(serial:///dev/ttyUSB1?baud=3000000, /dev/ttyUSB1) or a pyserial "
-                         f"URL (socket://127.0.0.1:7000)")
-    return Device(SerialTransport(spec), name=spec, timeout=timeout, resync=True)
+        timeout = max(timeout, 60.0)       # the first requests wait for the simulator
+    # A real link may hold a partial frame of an earlier host: resynchronise.
+    return Device(transport, timeout=timeout, resync=spec not in ("model", "sim"))

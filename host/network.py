@@ -37,6 +37,7 @@ from .learning import (
     send_targets,
     write_mask,
 )
+from .streaming import SpikesLost, stream
 
 __all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFit", "SpikesLost",
            "load", "run", "run_on_rtl", "configure_learning", "read_connection"]
@@ -44,17 +45,6 @@ __all__ = ["Network", "Population", "InputGroup", "ChipImage", "NetworkDoesNotFi
 
 class NetworkDoesNotFit(ValueError):
     """The network needs more neurons, axons or route entries than the chip has."""
-
-
-class SpikesLost(RuntimeError):
-    """The chip dropped output spikes or input events during a run (its counters say how many).
-
-    `spikes` holds what did arrive (as `run` would return it), `counters` the counters that grew.
-    """
-
-    def __init__(self, message: str, spikes: dict, counters: dict):
-        super().__init__(message)
-        self.spikes, self.counters = spikes, counters
 
 
 @dataclass
@@ -343,59 +333,42 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
         *, targets: dict | None = None, factors: dict | None = None) -> dict[str, np.ndarray]:
     """Stream `inputs` (group -> steps x size event counts) and return recorded spikes.
 
+    An adapter over the one streaming loop (`spikefab.host.streaming.stream`): each step's events
+    are the chip input ids of every group, repeated by their counts (groups in `inputs` order).
     Learning: `targets` (population -> steps x size bool: the spikes it should make) and
     `factors` (population -> steps x size int8 third factors) are sent before each step's TICK.
 
     Returns population -> steps x size bool for every recorded population.
-    Raises `SpikesLost` (with the spikes that did arrive) if the chip counted any dropped output
-    spike or input event during the run: a step produced more recorded spikes than the chip's
-    host buffer holds (`ChipConfig.host_buffer`), or more events reached a core than its per-step
-    cap.
+    Raises `SpikesLost` (with the spikes that did arrive) if any event was not delivered: more
+    input events in a step than the chip accepts (`ChipConfig.max_host_events` routed events:
+    they are not sent), or events the chip dropped (a step produced more recorded spikes than
+    its host buffer holds, `ChipConfig.host_buffer`).
     """
     if steps is None:
         steps = max((len(r) for r in inputs.values()), default=0)
-    before = client.status()
-    first_step = before["step"]
-    out = {name: np.zeros((steps, len(image.placement[name])), dtype=bool)
-           for name in image.recorded}
-    for t in range(steps):
-        events = []
-        for group, raster in inputs.items():
-            counts = np.asarray(raster[t], dtype=np.int64)
-            events += list(np.repeat(image.input_ids[group], counts))
-        if events:
-            client.input(events)
+    teaching = bool(targets or factors)
+
+    def step_ids():
+        for t in range(steps):
+            ids = np.concatenate([np.repeat(image.input_ids[group],
+                                            np.asarray(raster[t], dtype=np.int64))
+                                  for group, raster in inputs.items()] or [np.zeros(0, int)])
+            if len(ids) or teaching:
+                yield t, ids
+
+    def teach(t):
         for c, bits in _teaching(image, targets, t, "targets").items():
             send_targets(client, c, np.flatnonzero(bits))
         for c, values in _teaching(image, factors, t, "factors").items():
             send_factors(client, c, values)
-        client.tick(1)
-        for step, source in client.fetch():
-            name, index = image.source_owner[source]
-            out[name][step - first_step, index] = True
-    grown = counters_grown(before, client.status())
-    if grown:
-        detail = ", ".join(f"{name} +{n}" for name, n in grown.items())
-        raise SpikesLost(f"the chip dropped events during the run ({detail}); see READ_STATUS in "
-                         "docs/protocol.md (record fewer neurons, or raise host_buffer)",
-                         out, grown)
+
+    result = stream(client, image, step_ids(), until=steps, teach=teach if teaching else None)
+    out = {name: np.zeros((steps, len(image.placement[name])), dtype=bool)
+           for name in image.recorded}
+    for name, pairs in result.spikes.items():
+        out[name][pairs[:, 0], pairs[:, 1]] = True
+    result.check(out)
     return out
-
-
-def loss_counters(status: dict) -> dict:
-    """The READ_STATUS counters (`ChipClient.status()`) that count lost events or bytes."""
-    counters = {"host_dropped": status["host_dropped"],
-                "uart_overflows": status["uart_overflows"]}
-    for c, core in enumerate(status["cores"]):
-        counters.update({f"core{c}_{name}": value for name, value in core.items()})
-    return counters
-
-
-def counters_grown(before: dict, after: dict) -> dict:
-    """Loss counters that grew between two READ_STATUS results: name -> increase."""
-    old = loss_counters(before)
-    return {name: value - old[name] for name, value in loss_counters(after).items()
-            if value != old[name]}
 
 
 def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None, *,

@@ -109,8 +109,9 @@ def _run(args) -> int:
     """
     from spikefab.host.bundled import sample_path
     from spikefab.host.device import open_device, parse_config
-    from spikefab.host.plots import save_run_plot
     from spikefab.host.preflight import prepare_run
+    from spikefab.host.results import save_run
+    from spikefab.host.session import run_recording
     from spikefab.spec import ChipConfig
 
     options = {k: v for k, v in (("dt_us", args.dt), ("pool", args.pool), ("crop", args.crop),
@@ -128,25 +129,8 @@ def _run(args) -> int:
         print("device:    starting the simulated board (the first time builds the chip with "
               "Verilator, about 1-2 minutes) ...", flush=True)
     with open_device(args.device, config=config, timeout=args.timeout) as device:
-        image = spec.network.compile(device.config)
         print(f"device:    {device.name}: {device.config.n_cores} cores x "
               f"{device.config.core.n_neurons} neurons")
-        device.load(image)
-        input_counts = []
-
-        def steps():
-            for chunk in recording.chunks():
-                for step, ids in encoder.feed(chunk):
-                    yield _note(step, ids)
-            for step, ids in encoder.finish():
-                yield _note(step, ids)
-
-        def _note(step, ids):
-            if step >= len(input_counts):
-                input_counts.extend([0] * (step + 1 - len(input_counts)))
-            input_counts[step] = len(ids)
-            return step, ids
-
         bar = _progress(args)
 
         def progress(events, step):
@@ -155,44 +139,43 @@ def _run(args) -> int:
                 bar.set_postfix_str(f"step {step}", refresh=False)
 
         try:
-            result = device.stream(image, spec.input_group, steps(), progress=progress)
+            done = run_recording(device, spec.network, spec.input_group, recording, encoder,
+                                 progress=progress)
         finally:
             if bar is not None:
                 bar.close()
-    counts = encoder.counts
-    sizes = {name: len(image.placement[name]) for name in result.spikes}
-    capacity = device.capacity
+        capacity = device.capacity
+    _report_run(done, encoder.counts, capacity, recording.dropped)
+    saved = save_run(args.out, done.run, title=f"{Path(path).name} through {args.network} on "
+                                               f"{args.device}",
+                     image=encoder.totals(), names=spec.names, groups=spec.groups,
+                     image_title=encoder.describe_window())
+    print(f"saved:     {', '.join(str(p) for p in saved)}")
+    return 0
+
+
+def _report_run(done, counts, capacity, reader_dropped: dict | None = None):
+    """Print what a run did: events per stage (`reader_dropped`: kind -> events the reader
+    dropped), speed, spikes per population, losses."""
+    result, run = done.result, done.run
     print(f"events:    {counts.events} read, {counts.inputs} after the encoder "
           f"(dropped: {counts.cropped} cropped, {counts.denoised} denoised, {counts.polarity} "
           f"polarity, {counts.refractory} refractory, {counts.capped} capped), "
           f"{result.events_sent} sent, {result.events_capped} over the chip's per-step limit"
-          + "".join(f"; the reader dropped {n} {kind}" for kind, n in recording.dropped.items()))
+          + "".join(f"; the reader dropped {n} {kind}"
+                    for kind, n in (reader_dropped or {}).items()))
     link = (f"; link capacity {capacity / 2:,.0f} events/s at 2 bytes/event"
             if capacity else "")
-    print(f"streamed:  {result.steps} steps of {encoder_cfg.dt_us} us in {result.seconds:.2f} s: "
+    print(f"streamed:  {result.steps} steps of {run.dt_us} us in {result.seconds:.2f} s: "
           f"{result.events_per_second:,.0f} events/s, "
           f"{result.request_bytes / max(result.events_sent, 1):.2f} bytes/event{link}")
     for name, s in result.spikes.items():
-        print(f"spikes:    {name}: {len(s)} from {len(np.unique(s[:, 1]))} of {sizes[name]} "
-              f"neurons")
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "spikes.npz", dt_us=encoder_cfg.dt_us, t0_us=encoder.t0 or 0,
-             input_counts=np.array(input_counts, dtype=np.int64),
-             **{f"spikes_{name}": s for name, s in result.spikes.items()})
-    with open(out / "spikes.csv", "w") as f:
-        f.write("population,neuron,step,time_us\n")
-        for name, s in result.spikes.items():
-            for step, neuron in s:
-                f.write(f"{name},{neuron},{step},{(encoder.t0 or 0) + step * encoder_cfg.dt_us}"
-                        f"\n")
-    picture = save_run_plot(out / "run.png", np.array(input_counts), result.spikes, sizes,
-                            encoder_cfg.dt_us, title=f"{Path(path).name} through "
-                            f"{args.network} on {args.device}", image=encoder.totals(),
-                            names=spec.names, groups=spec.groups,
-                            image_title=encoder.describe_window())
-    print(f"saved:     {out / 'spikes.npz'}, {out / 'spikes.csv'}, {picture}")
-    return 0
+        print(f"spikes:    {name}: {len(s)} from {len(np.unique(s[:, 1]))} of "
+              f"{run.sizes[name]} neurons")
+    if result.lost:
+        detail = ", ".join(f"{name} +{n}" for name, n in result.lost.items())
+        print(f"lost:      the chip dropped events ({detail}): a step made more output spikes "
+              f"than its host buffer holds (see flow control in docs/host.md)")
 
 
 def _progress(args):

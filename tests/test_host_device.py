@@ -7,15 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from spikefab.cli import main
-from spikefab.host.device import _config_arg, _Plan, open_device
+from spikefab.host.device import _config_arg, open_device
 from spikefab.host.encode import Encoder, EncoderConfig
 from spikefab.host.events import open_recording, write_recording
+from spikefab.host.flow import StepCosts
 from spikefab.host.link import LinkError
 from spikefab.host.network import Network
 from spikefab.host.synthetic import moving_shapes
@@ -69,11 +71,11 @@ def test_model_stream_matches_the_network_reference(recording):
     # The reference gets exactly the events the device sent: the first ones of each step, as
     # many as the chip's routed-event limit allows (an input routed to 2 cores costs 2).
     image = network().compile(CFG)
-    plan = _Plan(image, "events")
+    routed = StepCosts.of(image).routed[image.input_ids["events"]]
     n = result.steps
     raster = np.zeros((n, 32), dtype=np.int64)
     for step, ids in steps:
-        cost = np.cumsum(plan.routed[ids])
+        cost = np.cumsum(routed[ids])
         assert len(ids) > 0 and cost[0] <= CFG.max_host_events
         np.add.at(raster[step], ids[cost <= CFG.max_host_events], 1)
     want = network().reference(CFG.core, {"events": raster}, n)
@@ -135,6 +137,76 @@ def test_model_socket_and_pty_boards_give_identical_spikes(recording):
     assert status["crc_errors"] == status["frame_errors"] == 0
 
 
+class ModelBoard:
+    """A stand-in board launcher: the golden model behind a local TCP socket (a thread)."""
+
+    def __init__(self, cfg):
+        from spikefab.sim import ChipModel
+        self.model, self.closed = ChipModel(cfg), False
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.server.accept()
+        except OSError:                  # closed before any client came
+            return
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(self.model.feed(data))
+
+    def close(self):
+        self.server.close()
+        self.thread.join(10)
+        self.closed = True
+
+
+def test_simulated_board_transport_owns_its_launcher(recording):
+    from spikefab.host.device import Device
+    from spikefab.host.transport import ModelTransport, SimBoardTransport, Transport
+    from spikefab.sim import ChipModel
+    assert isinstance(ModelTransport(ChipModel(CFG)), Transport)
+    with open_device("model", config=CFG) as device:
+        model = stream_on(device, recording)
+    board = ModelBoard(CFG)
+    transport = SimBoardTransport(board)
+    assert isinstance(transport, Transport) and isinstance(transport.link, Transport)
+    with Device(transport) as device:
+        assert device.name == f"simulated board at {board.url}"
+        result = stream_on(device, recording)
+    assert board.closed and not board.thread.is_alive()
+    for name in model.spikes:
+        np.testing.assert_array_equal(result.spikes[name], model.spikes[name])
+    # A board whose URL cannot be opened is stopped all the same.
+    board = ModelBoard(CFG)
+    board.url = "socket://127.0.0.1:1"
+    with pytest.raises(LinkError, match="cannot open socket://127.0.0.1:1"):
+        SimBoardTransport(board)
+    assert board.closed
+
+
+def test_device_sim_starts_and_stops_its_own_board(recording):
+    """`open_device("sim")`: the transport starts the simulated board (no `spikefab` command
+    process), and closing the device ends the board's process and frees its port."""
+    with open_device("model", config=CFG) as device:
+        model = stream_on(device, recording)
+    device = open_device("sim", config=CFG)
+    try:
+        board = device.transport.inner.launcher
+        assert "spikefab.cli" not in board.process.args
+        port = int(board.url.rsplit(":", 1)[1])
+        result = stream_on(device, recording)
+    finally:
+        device.close()
+    assert board.process.poll() is not None            # ended and reaped
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    for name in model.spikes:
+        np.testing.assert_array_equal(result.spikes[name], model.spikes[name])
+
+
 def test_device_that_stops_answering_times_out():
     server = socket.create_server(("127.0.0.1", 0))     # accepts, never replies
     port = server.getsockname()[1]
@@ -178,6 +250,19 @@ def test_cli_run_default_saves_spikes_and_picture(tmp_path, capsys):
     n = len(saved["spikes_lines"]) + len(saved["spikes_orientation"])
     assert n > 100 and len(lines) == n + 1
     assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_run_reports_capped_and_lost_events(tmp_path, capsys):
+    """A chip too small for the run: the summary counts what was cut and what the chip dropped,
+    and the saved spikes are the ones that arrived."""
+    assert main(["run", "-q", "--out", str(tmp_path), "--config",
+                 "max_host_events=4,host_buffer=2"]) == 0
+    out = capsys.readouterr().out
+    capped = int(out.split(" over the chip's per-step limit")[0].rsplit(", ", 1)[1])
+    assert capped > 1000
+    assert "lost:      the chip dropped events (host_dropped +" in out
+    saved = np.load(tmp_path / "spikes.npz")
+    assert f"lines: {len(saved['spikes_lines'])} from" in out
 
 
 @pytest.mark.parametrize("argv, message", [
