@@ -122,7 +122,6 @@ def _run(args) -> int:
     # Every input is checked here, before any device work.
     inputs = prepare_run(args.network, path, dimensions=args.dimensions, options=options)
     spec, recording, encoder = inputs.spec, inputs.recording, inputs.encoder
-    encoder_cfg = encoder.cfg
     config = parse_config(args.config) if args.config else ChipConfig()
     print("\n".join(inputs.notes))
     if args.device == "sim":
