@@ -28,7 +28,14 @@ import numpy as np
 
 from spikefab import protocol as P
 from spikefab.sim.lif import lif_update
-from spikefab.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
+from spikefab.spec import (
+    ChipConfig,
+    CoreConfig,
+    NeuronParams,
+    ResetMode,
+    integer_array,
+    pack_weight_word,
+)
 
 from .learning import (
     configure_rule,
@@ -114,7 +121,13 @@ class Network:
         """Add `size` neurons; each parameter is an integer (see docs/numerics.md) or an array."""
         self._check_new(name, size)
         params = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
-                      refractory=refractory, reset=int(reset) if np.isscalar(reset) else reset)
+                      refractory=refractory, reset=reset)
+        for key, value in params.items():
+            array = integer_array(f"{name}.{key}", value)
+            if array.shape not in ((), (size,)):
+                raise ValueError(f"{name}.{key} must be one integer or {size} of them, not shape "
+                                 f"{array.shape}")
+            params[key] = int(array) if array.shape == () else array
         self.populations[name] = pop = Population(name, size, params, record)
         return pop
 
@@ -256,6 +269,7 @@ class Network:
         for pop in self.populations.values():
             for name, value in pop.params.items():
                 getattr(params, name)[offsets[pop.name]:offsets[pop.name] + pop.size] = value
+        params.validate(big)
         v, i, ref = (np.zeros(total, dtype=np.int64) for _ in range(3))
         previous = {name: np.zeros(p.size, dtype=np.int64) for name, p in
                     self.populations.items()}

@@ -138,3 +138,15 @@ def test_state_word_roundtrip():
     other = model_with()
     other.write_state_word(2, word)
     assert (other.v[2], other.i[2], other.ref[2]) == (-32768, 32767, 15)
+
+
+def test_network_parameters_are_checked_when_added():
+    from spikefab.host.network import Network
+    net = Network()
+    with pytest.raises(ValueError, match="hidden.threshold must be whole numbers"):
+        net.add_population("hidden", 3, threshold=10.5)
+    with pytest.raises(ValueError, match=r"hidden.bias must be one integer or 3 of them"):
+        net.add_population("hidden", 3, bias=[1, 2])
+    net.add_population("hidden", 3, threshold=[10, 20, 40000])
+    with pytest.raises(ValueError, match="could never fire"):
+        net.reference(SMALL, {}, 1)
