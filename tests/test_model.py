@@ -150,3 +150,13 @@ def test_network_parameters_are_checked_when_added():
     net.add_population("hidden", 3, threshold=[10, 20, 40000])
     with pytest.raises(ValueError, match="could never fire"):
         net.reference(SMALL, {}, 1)
+
+
+def test_subtract_reset_tests_the_sum_before_subtracting_again():
+    # docs/numerics.md, Relation to snnTorch: beta = 0.5, inputs [2.5, 0.5, 0, 0] thresholds
+    # spike at steps 0 and 1 here (snnTorch with reset_delay=False spikes only at step 0).
+    m = model_with(alpha=0, beta=HALF, threshold=100, reset=ResetMode.SUBTRACT)
+    m.weights[0, 0], m.weights[1, 0] = 125, 50
+    raster = np.array([[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    assert list(m.run(raster)[:, 0]) == [True, True, False, False]
+    assert m.v[0] == 6  # V: 250 - 100 = 150; 75 + 50 - 100 = 25; 12; 6
