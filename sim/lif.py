@@ -22,7 +22,12 @@ from spikefab.spec import (
     unpack_fields,
 )
 
-__all__ = ["CoreModel", "lif_update"]
+__all__ = ["CoreModel", "BatchLIF", "lif_update", "exact_weight_sums"]
+
+#: Integers up to 2**24 (float32) and 2**53 (float64) are exact, and so is every sum of them
+#: that stays within that bound: the condition for a BLAS product to equal the integer one.
+FLOAT32_EXACT = 1 << 24
+FLOAT64_EXACT = 1 << 53
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -44,6 +49,106 @@ def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=
     if detail:
         return v_next, i_next, ref_next, spike, v_sum, refractory
     return v_next, i_next, ref_next, spike
+
+
+def exact_weight_sums(counts, weights) -> np.ndarray:
+    """Return `counts @ weights` exactly, as float64 holding integers (M x N).
+
+    `counts` is M x A non-negative event counts, `weights` A x N integers. Each result, and each
+    partial sum BLAS forms on the way, is bounded by (row total of counts) x max|w|; float32 BLAS
+    is used when that bound is at most 2**24 (binary spikes on up to 2**17 axons of 8-bit
+    weights), float64 BLAS when it is at most 2**53, otherwise `ValueError`.
+    """
+    counts, weights = np.asarray(counts), np.asarray(weights)
+    largest = int(np.abs(weights).max(initial=0))
+    bound = int(counts.sum(axis=-1, dtype=np.int64).max(initial=0)) * largest
+    if bound <= FLOAT32_EXACT:
+        return (counts.astype(np.float32) @ weights.astype(np.float32)).astype(np.float64)
+    if bound <= FLOAT64_EXACT:
+        return counts.astype(np.float64) @ weights.astype(np.float64)
+    raise ValueError(f"weight sums up to {bound} exceed 2**53 and cannot be formed exactly")
+
+
+class BatchLIF:
+    """B independent copies of N neurons (parameters shared), advanced exactly as `lif_update`.
+
+    State `v`, `i`, `ref` is B x N float64 holding integers. Every value stays below 2**53
+    (|V|, |I| < 2**31, |acc| < 2**36, decay products |x| * 2**(F+1) < 2**48), so each float
+    operation is exact and trunc(x * (m / 2**F)) is the spec's round-toward-zero product.
+    `params` may hold any number N of neurons; only the widths of `cfg` are used.
+    """
+
+    def __init__(self, cfg: CoreConfig, params: NeuronParams, batch: int, state=None):
+        scale = 2.0 ** -cfg.decay_width
+        self.alpha = params.alpha * scale
+        self.beta = params.beta * scale
+        self.threshold = params.threshold.astype(np.float64)
+        self.bias = params.bias.astype(np.float64)
+        self.refractory = params.refractory.astype(np.float64)
+        self.subtract = params.reset == ResetMode.SUBTRACT
+        self.i_range = cfg.current_range
+        self.v_range = cfg.voltage_range
+        shape = (batch, len(self.threshold))
+        v, i, ref = state if state is not None else (0, 0, 0)
+        self.v, self.i, self.ref = (np.broadcast_to(np.asarray(x, dtype=np.float64), shape).copy()
+                                    for x in (v, i, ref))
+        self._decays_current = bool(self.alpha.any())
+
+    def currents(self, acc) -> np.ndarray:
+        """Return sat(acc + bias) for any leading shape: the current when alpha is 0."""
+        return np.clip(acc + self.bias, *self.i_range)
+
+    def run(self, acc) -> np.ndarray:
+        """Advance T steps; `acc` is T x B x N input sums; return T x B x N bool spikes."""
+        spikes = np.empty(acc.shape, dtype=bool)
+        currents = None if self._decays_current else self.currents(acc)
+        for t in range(len(acc)):
+            spikes[t] = self.step(acc[t], None if currents is None else currents[t])
+        return spikes
+
+    def step(self, acc, current=None) -> np.ndarray:
+        """Advance one step with input sums `acc` (B x N); return the B x N bool spikes.
+
+        `current` may carry `currents(acc)` precomputed (only valid when alpha is 0 everywhere).
+        """
+        if current is None:
+            current = np.trunc(self.i * self.alpha) if self._decays_current else 0.0
+            current = self.currents(current + acc)
+        self.i = current
+        v_sum = np.trunc(self.v * self.beta)
+        v_sum += current
+        np.clip(v_sum, *self.v_range, out=v_sum)
+        spike = v_sum > self.threshold
+        if self.ref.any():
+            return self._step_refractory(v_sum, spike)
+        self._reset(v_sum, spike)
+        self.v = v_sum
+        if self.refractory.any():
+            self.ref = np.where(spike, self.refractory, 0.0)
+        return spike
+
+    def _reset(self, v_sum, spike):
+        """Apply the reset to `v_sum` in place where `spike`."""
+        np.subtract(v_sum, self.threshold, out=v_sum, where=spike & self.subtract)
+        np.copyto(v_sum, 0.0, where=spike & ~self.subtract)
+
+    def _step_refractory(self, v_sum, spike):
+        refractory = self.ref > 0
+        spike &= ~refractory
+        self._reset(v_sum, spike)
+        self.v = np.where(refractory, self.v, v_sum)
+        self.ref = np.where(refractory, self.ref - 1, np.where(spike, self.refractory, 0.0))
+        return spike
+
+
+def accepted_counts(counts, room) -> np.ndarray:
+    """Return the event counts a core accepts when it takes at most `room` events per row.
+
+    Events of a row arrive in ascending axon order, so the first `room` are accepted: axon a
+    keeps min(count, room - events before it), clipped at 0. `room` broadcasts over the rows.
+    """
+    before = np.cumsum(counts, axis=-1) - counts
+    return np.clip(np.asarray(room)[..., None] - before, 0, counts)
 
 
 class CoreModel:
@@ -141,8 +246,8 @@ class CoreModel:
         """Hook: `axons` (int64 array) were accepted into the current step."""
 
     def _weight_sum(self, counts):
-        """Return counts @ weights exactly (float64 BLAS is exact below 2**53; sums < 2**36)."""
-        return (counts.astype(np.float64) @ self.weights.astype(np.float64)).astype(np.int64)
+        """Return counts @ weights exactly as int64 (see `exact_weight_sums`)."""
+        return exact_weight_sums(counts, self.weights).astype(np.int64)
 
     # Time step ------------------------------------------------------------------------------
 
@@ -158,23 +263,63 @@ class CoreModel:
     def run(self, raster) -> np.ndarray:
         """Run one step per row of `raster` (T x A event counts); return spikes as bool T x N.
 
-        Events of a step arrive in ascending axon order (as `events` would take them).
+        Events of a step arrive in ascending axon order (as `events` would take them). Equal to
+        calling `events` and `tick` per row, counters included.
         """
+        counts = self._check_raster(raster, 2)
+        spikes, state, dropped = self._simulate(counts[None])
+        self.v, self.i, self.ref = (x[0].astype(np.int64) for x in state)
+        self.dropped_overflow = min(self.dropped_overflow + int(dropped[0]), COUNTER_MAX)
+        self.acc = np.zeros_like(self.acc)
+        self.events_this_step = 0
+        self.step += len(counts)
+        return spikes[0]
+
+    def run_batch(self, rasters) -> np.ndarray:
+        """Run B independent samples, each from this core's present state; return B x T x N bool.
+
+        `rasters` is B x T x A event counts. Sample b's spikes equal those `run(rasters[b])` would
+        give on a copy of this core; this core's own state and counters do not change, and
+        `batch_dropped` (B,) holds the events each sample lost to `max_events_per_step`.
+        """
+        if type(self)._accepted is not CoreModel._accepted:
+            raise ValueError("a batched run has no plasticity: use run() per sample")
+        spikes, _, self.batch_dropped = self._simulate(self._check_raster(rasters, 3))
+        return spikes
+
+    def _check_raster(self, raster, ndim: int) -> np.ndarray:
         raster = np.asarray(raster)
-        if raster.ndim != 2 or raster.shape[1] != self.cfg.n_axons:
-            raise ValueError(f"raster must have shape (T, {self.cfg.n_axons}), not {raster.shape}")
+        if raster.ndim != ndim or raster.shape[-1] != self.cfg.n_axons:
+            lead = "T" if ndim == 2 else "B, T"
+            raise ValueError(f"raster must have shape ({lead}, {self.cfg.n_axons}), not "
+                             f"{raster.shape}")
+        if not np.issubdtype(raster.dtype, np.integer) and raster.dtype != bool:
+            raise ValueError(f"raster must hold integer event counts, not {raster.dtype}")
         counts = raster.astype(np.int64)
         if counts.size and counts.min() < 0:
             raise ValueError("raster event counts must be >= 0")
-        inputs = self._weight_sum(counts)
-        spikes = np.zeros((len(counts), self.cfg.n_neurons), dtype=bool)
-        for t, row in enumerate(counts):
-            total = int(row.sum())
-            if self.events_this_step + total <= self.cfg.max_events_per_step:
-                self.events_this_step += total
-                self.acc += inputs[t]
-                self._accepted(np.flatnonzero(row))
-            else:
-                self.events(np.repeat(np.arange(self.cfg.n_axons), row))
-            spikes[t, self.tick()] = True
-        return spikes
+        return counts
+
+    #: Steps x samples x neurons simulated per chunk: bounds the input sums held in memory.
+    CHUNK_ELEMENTS = 1 << 21
+
+    def _simulate(self, counts):
+        """Run B x T x A counts from the present state; return spikes B x T x N, the final
+        (v, i, ref) as B x N arrays, and the events each sample dropped."""
+        batch, steps, _ = counts.shape
+        room = np.full((batch, steps), self.cfg.max_events_per_step, dtype=np.int64)
+        if steps:
+            room[:, 0] -= self.events_this_step
+        accepted = accepted_counts(counts, room)
+        dropped = (counts - accepted).sum(axis=(1, 2))
+        lif = BatchLIF(self.cfg, self.params, batch, (self.v, self.i, self.ref))
+        spikes = np.empty((steps, batch, self.cfg.n_neurons), dtype=bool)
+        chunk = max(1, self.CHUNK_ELEMENTS // (batch * self.cfg.n_neurons))
+        for start in range(0, steps, chunk):
+            block = accepted[:, start:start + chunk].transpose(1, 0, 2)
+            acc = exact_weight_sums(block.reshape(-1, self.cfg.n_axons), self.weights)
+            acc = acc.reshape(len(block), batch, self.cfg.n_neurons)
+            if start == 0:
+                acc[0] += self.acc
+            spikes[start:start + chunk] = lif.run(acc)
+        return spikes.transpose(1, 0, 2), (lif.v, lif.i, lif.ref), dropped

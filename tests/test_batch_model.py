@@ -1,0 +1,128 @@
+"""The batched golden model against the per-sample one: same spikes, state and counters."""
+
+import numpy as np
+import pytest
+
+from spikefab.host.networks import events_to_raster, poisson_events, random_params, random_weights
+from spikefab.sim import CoreModel
+from spikefab.sim.lif import BatchLIF, exact_weight_sums, lif_update
+from spikefab.spec import CoreConfig, NeuronParams
+
+CONFIGS = {
+    "default": CoreConfig(n_neurons=32, n_axons=16, weights_per_word=4),
+    "narrow": CoreConfig(n_neurons=16, n_axons=8, weights_per_word=1, weight_width=4,
+                         voltage_width=8,
+                         current_width=6, decay_width=3, max_events_per_step=5),
+    "wide": CoreConfig(n_neurons=16, n_axons=8, weights_per_word=1, weight_width=16,
+                       voltage_width=32, current_width=32, decay_width=16, refractory_width=8),
+}
+
+
+def per_sample(cfg, params, weights, raster):
+    """The reference: events then tick, one step at a time."""
+    model = CoreModel(cfg, params, weights)
+    out = np.zeros((len(raster), cfg.n_neurons), dtype=bool)
+    for t, row in enumerate(raster):
+        model.events(np.repeat(np.arange(cfg.n_axons), row))
+        out[t, model.tick()] = True
+    return out, model
+
+
+def random_case(cfg, seed, batch=6, steps=60):
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    params, weights = random_params(cfg, rng, threshold_scale=3.0), random_weights(cfg, rng)
+    rasters = np.stack([events_to_raster(poisson_events(rng, steps, cfg.n_axons,
+                                                        rng.uniform(0.05, 0.6)), cfg.n_axons)
+                        for _ in range(batch)])
+    rasters[:, ::7] *= 3   # some steps carry repeated events (and overflow the narrow cap)
+    return params, weights, rasters
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batch_equals_each_sample_run_alone(name, seed):
+    cfg = CONFIGS[name]
+    params, weights, rasters = random_case(cfg, seed)
+    model = CoreModel(cfg, params, weights)
+    batch = model.run_batch(rasters)
+    for b, raster in enumerate(rasters):
+        alone, reference = per_sample(cfg, params, weights, raster)
+        assert batch[b].any() and (batch[b] == alone).all(), f"sample {b}, seed {seed}"
+        assert model.batch_dropped[b] == reference.dropped_overflow, f"sample {b}"
+    assert model.step == 0 and not model.v.any()  # a batched run leaves the core alone
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_run_equals_events_and_ticks_with_state_and_counters(name):
+    cfg = CONFIGS[name]
+    params, weights, rasters = random_case(cfg, seed=11, batch=1)
+    model = CoreModel(cfg, params, weights)
+    model.events([0, 1, 1])          # pending events of the first step count against its cap
+    reference = CoreModel(cfg, params, weights)
+    reference.events([0, 1, 1])
+    fast = model.run(rasters[0])
+    slow = np.zeros_like(fast)
+    for t, row in enumerate(rasters[0]):
+        reference.events(np.repeat(np.arange(cfg.n_axons), row))
+        slow[t, reference.tick()] = True
+    assert (fast == slow).all()
+    for name_ in ("v", "i", "ref"):
+        assert (getattr(model, name_) == getattr(reference, name_)).all(), name_
+    assert (model.step, model.dropped_overflow) == (reference.step, reference.dropped_overflow)
+    assert model.v.dtype == np.int64
+
+
+def test_batch_starts_from_the_present_state():
+    cfg = CONFIGS["default"]
+    params, weights, rasters = random_case(cfg, seed=5, batch=3)
+    model = CoreModel(cfg, params, weights)
+    model.run(rasters[0, :10])
+    batch = model.run_batch(rasters[:, 10:])
+    for b in range(3):
+        alone = CoreModel(cfg, params, weights)
+        alone.run(rasters[0, :10])
+        assert (alone.run(rasters[b, 10:]) == batch[b]).all(), f"sample {b}"
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_extreme_state_rounds_and_saturates_like_lif_update(seed):
+    # Saturated and negative states at the widest widths: the float64 path must still be exact.
+    print(f"seed={seed}")
+    cfg = CONFIGS["wide"]
+    rng = np.random.default_rng(seed)
+    params = random_params(cfg, rng)
+    params.refractory[:] = 0
+    v_lo, v_hi = cfg.voltage_range
+    i_lo, i_hi = cfg.current_range
+    shape = (5, cfg.n_neurons)
+    v = rng.integers(v_lo, v_hi + 1, shape)
+    i = rng.integers(i_lo, i_hi + 1, shape)
+    acc = rng.integers(-(1 << 35), 1 << 35, shape)
+    lif = BatchLIF(cfg, params, 5, (v, i, 0))
+    spike = lif.step(acc.astype(np.float64))
+    v2, i2, _, s2 = lif_update(cfg, params, v, i, np.zeros(shape, dtype=np.int64), acc)
+    assert (spike == s2).all() and (lif.v == v2).all() and (lif.i == i2).all()
+
+
+def test_exact_weight_sums_pick_a_precision_that_is_exact():
+    weights = np.array([[2**15 - 1, -(2**15)], [1, 1]])
+    big = np.array([[2**20, 3]])   # 2**20 * 2**15 > 2**24: needs float64
+    assert exact_weight_sums(big, weights).tolist() == [[(2**15 - 1) * 2**20 + 3,
+                                                         -(2**35) + 3]]
+    assert exact_weight_sums(np.array([[1, 1]]), weights).tolist() == [[2**15, -(2**15) + 1]]
+    with pytest.raises(ValueError, match="exceed 2\\*\\*53"):
+        exact_weight_sums(np.array([[2**40, 0]]), weights)
+
+
+def test_batched_runs_have_no_plasticity_and_rasters_must_be_counts():
+    from spikefab.sim.plasticity import PlasticCoreModel
+    from spikefab.spec import CoreConfig as C
+    cfg = C(n_neurons=16, n_axons=16, weights_per_word=2)
+    plastic = PlasticCoreModel(cfg, NeuronParams.uniform(cfg, threshold=100))
+    with pytest.raises(ValueError, match="no plasticity"):
+        plastic.run_batch(np.zeros((1, 2, 16), dtype=np.int64))
+    with pytest.raises(ValueError, match="integer event counts"):
+        CoreModel(cfg).run(np.full((2, 16), 0.5))
+    with pytest.raises(ValueError, match=r"shape \(B, T, 16\)"):
+        CoreModel(cfg).run_batch(np.zeros((2, 16), dtype=np.int64))
