@@ -265,12 +265,16 @@ class NeuronParams:
         params.validate(cfg)
         return params
 
-    def validate(self, cfg: CoreConfig):
-        """Raise `ValueError` naming the field and its allowed range if anything is out of range."""
+    def validate(self, cfg: CoreConfig, n_neurons: int | None = None):
+        """Raise `ValueError` naming the field and its allowed range if anything is out of range.
+
+        Every field must hold `n_neurons` values (default: the core's N).
+        """
+        n = cfg.n_neurons if n_neurons is None else n_neurons
         for f in param_fields(cfg):
             array = integer_array(f.name, getattr(self, f.name))
-            if array.shape != (cfg.n_neurons,):
-                raise ValueError(f"{f.name} must have shape ({cfg.n_neurons},), not {array.shape}")
+            if array.shape != (n,):
+                raise ValueError(f"{f.name} must have shape ({n},), not {array.shape}")
             lo, hi = cfg.range_of(f.width, f.signed)
             if f.name in ("alpha", "beta"):
                 hi = cfg.decay_one

@@ -51,6 +51,7 @@ def test_batch_equals_each_sample_run_alone(name, seed):
         assert batch[b].any() and (batch[b] == alone).all(), f"sample {b}, seed {seed}"
         assert model.batch_dropped[b] == reference.dropped_overflow, f"sample {b}"
     assert model.step == 0 and not model.v.any()  # a batched run leaves the core alone
+    assert name != "narrow" or model.batch_dropped.any()  # the event cap was exercised
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -126,3 +127,27 @@ def test_batched_runs_have_no_plasticity_and_rasters_must_be_counts():
         CoreModel(cfg).run(np.full((2, 16), 0.5))
     with pytest.raises(ValueError, match=r"shape \(B, T, 16\)"):
         CoreModel(cfg).run_batch(np.zeros((2, 16), dtype=np.int64))
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_network_reference_batch_equals_each_sample(seed):
+    from spikefab.host.network import Network
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    cfg = CoreConfig()
+    net = Network()
+    pixels = net.add_input("pixels", 40)
+    hidden = net.add_population("hidden", 30, alpha=rng.integers(0, 4097, 30), beta=3800,
+                                threshold=rng.integers(100, 400, 30), refractory=1,
+                                reset=rng.integers(0, 2, 30))
+    out = net.add_population("out", 5, beta=4000, threshold=150)
+    net.connect(pixels, hidden, rng.integers(-40, 100, (40, 30)))
+    net.connect(hidden, hidden, rng.integers(-60, 60, (30, 30)))    # recurrent: one-step delay
+    net.connect(hidden, out, rng.integers(-20, 80, (30, 5)))
+    rasters = (rng.random((4, 50, 40)) < 0.2).astype(np.int64)
+    batch = net.reference(cfg, {"pixels": rasters})
+    for b in range(4):
+        alone = net.reference(cfg, {"pixels": rasters[b]}, 50)
+        for name in ("hidden", "out"):
+            assert alone[name].shape == (50, net.populations[name].size)
+            assert alone[name].any() and (batch[name][b] == alone[name]).all(), (name, b)
