@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikefab import protocol as P
-from spikefab.sim.lif import FLOAT32_EXACT, BatchLIF, exact_weight_sums
+from spikefab.sim.lif import BatchLIF, WeightSums
 from spikefab.spec import (
     ChipConfig,
     CoreConfig,
@@ -265,13 +265,19 @@ class Network:
         offsets = self._offsets()
         total = sum(p.size for p in self.populations.values())
         lif = BatchLIF(core, self._all_params(core, offsets, total), batch)
+        sums = {id(c): WeightSums(c.weights) for c in self.connections}
+        # Spikes are 0/1, so a row of pre.size of them sums exactly in sums.dtype(pre.size).
         recurrent = [(offsets[c.pre.name], c.pre.size, offsets[c.post.name], c.post.size,
-                      _spike_weights(c)) for c in self.connections
-                     if isinstance(c.pre, Population)]
+                      sums[id(c)].weights_as(sums[id(c)].dtype(c.pre.size)))
+                     for c in self.connections if isinstance(c.pre, Population)]
         spikes = np.zeros((steps, batch, total), dtype=bool)
         chunk = max(1, (1 << 21) // (batch * max(total, 1)))
         for first in range(0, steps, chunk):
-            driven = self._input_sums(counts, first, min(first + chunk, steps), offsets, total)
+            driven = self._input_sums(counts, sums, first, min(first + chunk, steps),
+                                      offsets, total)
+            if not recurrent:   # feed-forward from the inputs only: all steps at once
+                spikes[first:first + len(driven)] = lif.run(driven)
+                continue
             for t, acc in enumerate(driven, start=first):
                 for pre, size, post, width, weights in recurrent:
                     if t:
@@ -327,7 +333,8 @@ class Network:
             raise ValueError("input event counts must be >= 0")
         return arrays, batched
 
-    def _input_sums(self, counts, first: int, stop: int, offsets, total) -> np.ndarray:
+    def _input_sums(self, counts, sums, first: int, stop: int, offsets, total
+                    ) -> np.ndarray:
         """Return the input-group sums of steps first..stop-1 as (steps, B, total) float64."""
         batch = counts[0][1].shape[0] if counts else 1
         acc = np.zeros((stop - first, batch, total))
@@ -335,17 +342,10 @@ class Network:
         for conn in self.connections:
             if isinstance(conn.pre, InputGroup) and conn.pre.name in arrays:
                 block = arrays[conn.pre.name][:, first:stop].transpose(1, 0, 2)
-                sums = exact_weight_sums(block.reshape(-1, conn.pre.size), conn.weights)
+                part = sums[id(conn)](block.reshape(-1, conn.pre.size))
                 post = offsets[conn.post.name]
-                acc[:, :, post:post + conn.post.size] += sums.reshape(stop - first, batch, -1)
+                acc[:, :, post:post + conn.post.size] += part.reshape(stop - first, batch, -1)
         return acc
-
-
-def _spike_weights(conn: Connection) -> np.ndarray:
-    """The weights of a population -> population connection in a float type in which a product
-    with binary spikes is exact (at most pre.size x max|w|, see `exact_weight_sums`)."""
-    bound = conn.pre.size * int(np.abs(conn.weights).max(initial=0))
-    return conn.weights.astype(np.float32 if bound <= FLOAT32_EXACT else np.float64)
 
 
 # Loading and running on a chip --------------------------------------------------------------

@@ -22,12 +22,15 @@ from spikefab.spec import (
     unpack_fields,
 )
 
-__all__ = ["CoreModel", "BatchLIF", "lif_update", "exact_weight_sums"]
+__all__ = ["CoreModel", "BatchLIF", "WeightSums", "lif_update", "exact_weight_sums"]
 
 #: Integers up to 2**24 (float32) and 2**53 (float64) are exact, and so is every sum of them
 #: that stays within that bound: the condition for a BLAS product to equal the integer one.
 FLOAT32_EXACT = 1 << 24
 FLOAT64_EXACT = 1 << 53
+#: Batches of at most this many neurons reset with masked NumPy operations (cheapest while the
+#: per-call cost dominates), larger ones with plain float arithmetic (see `BatchLIF.step`).
+MASKED_MAX = 8192
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -51,22 +54,44 @@ def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=
     return v_next, i_next, ref_next, spike
 
 
-def exact_weight_sums(counts, weights) -> np.ndarray:
-    """Return `counts @ weights` exactly, as float64 holding integers (M x N).
+class WeightSums:
+    """Exact products `counts @ weights` by BLAS, for a fixed A x N integer weight matrix.
 
-    `counts` is M x A non-negative event counts, `weights` A x N integers. Each result, and each
-    partial sum BLAS forms on the way, is bounded by (row total of counts) x max|w|; float32 BLAS
-    is used when that bound is at most 2**24 (binary spikes on up to 2**17 axons of 8-bit
-    weights), float64 BLAS when it is at most 2**53, otherwise `ValueError`.
+    Each result, and each partial sum BLAS forms on the way, is bounded by (row total of counts)
+    x max|w|: float32 BLAS is used when that bound is at most 2**24 (binary spikes on up to 2**17
+    axons of 8-bit weights), float64 when it is at most 2**53, otherwise `ValueError`.
     """
-    counts, weights = np.asarray(counts), np.asarray(weights)
-    largest = int(np.abs(weights).max(initial=0))
-    bound = int(counts.sum(axis=-1, dtype=np.int64).max(initial=0)) * largest
-    if bound <= FLOAT32_EXACT:
-        return (counts.astype(np.float32) @ weights.astype(np.float32)).astype(np.float64)
-    if bound <= FLOAT64_EXACT:
-        return counts.astype(np.float64) @ weights.astype(np.float64)
-    raise ValueError(f"weight sums up to {bound} exceed 2**53 and cannot be formed exactly")
+
+    def __init__(self, weights):
+        self.weights = np.asarray(weights)
+        self.largest = int(np.abs(self.weights).max(initial=0))
+        self._cast = {}
+
+    def dtype(self, max_row_total: int):
+        """The float type in which rows of at most `max_row_total` events sum exactly."""
+        bound = int(max_row_total) * self.largest
+        if bound <= FLOAT32_EXACT:
+            return np.float32
+        if bound <= FLOAT64_EXACT:
+            return np.float64
+        raise ValueError(f"weight sums up to {bound} exceed 2**53 and cannot be formed exactly")
+
+    def weights_as(self, dtype) -> np.ndarray:
+        if dtype not in self._cast:
+            self._cast[dtype] = self.weights.astype(dtype)
+        return self._cast[dtype]
+
+    def __call__(self, counts, max_row_total: int | None = None) -> np.ndarray:
+        """Return counts (... x A, non-negative) @ weights as floats holding exact integers."""
+        if max_row_total is None:
+            max_row_total = int(np.asarray(counts).sum(axis=-1, dtype=np.int64).max(initial=0))
+        dtype = self.dtype(max_row_total)
+        return np.asarray(counts, dtype=dtype) @ self.weights_as(dtype)
+
+
+def exact_weight_sums(counts, weights) -> np.ndarray:
+    """Return `counts @ weights` exactly, as floats holding integers (see `WeightSums`)."""
+    return WeightSums(weights)(counts)
 
 
 class BatchLIF:
@@ -92,19 +117,52 @@ class BatchLIF:
         v, i, ref = state if state is not None else (0, 0, 0)
         self.v, self.i, self.ref = (np.broadcast_to(np.asarray(x, dtype=np.float64), shape).copy()
                                     for x in (v, i, ref))
+        # Shortcuts that change no result: each is decided once from the parameters.
         self._decays_current = bool(self.alpha.any())
+        self._refractory = bool(self.refractory.any() or self.ref.any())
+        self._reset_mode = ("subtract" if self.subtract.all() else
+                            "zero" if not self.subtract.any() else "mixed")
+        self._saturate_v = True
+        self._masked = self.v.size <= MASKED_MAX
 
-    def currents(self, acc) -> np.ndarray:
-        """Return sat(acc + bias) for any leading shape: the current when alpha is 0."""
-        return np.clip(acc + self.bias, *self.i_range)
+    def currents(self, acc, bound: float | None = None) -> np.ndarray:
+        """Return sat_WI(acc + bias) for any leading shape: the current when alpha is 0.
 
-    def run(self, acc) -> np.ndarray:
-        """Advance T steps; `acc` is T x B x N input sums; return T x B x N bool spikes."""
+        With `bound` >= max|acc| given, the sum is left in acc's float type when it stays exact
+        (acc + bias within 2**24 for float32) and the saturation is skipped when it cannot act.
+        """
+        lo, hi = self.i_range
+        if bound is not None:
+            reach = bound + float(np.abs(self.bias).max(initial=0.0))
+            exact = acc.dtype == np.float64 or reach <= FLOAT32_EXACT
+            if exact and reach <= min(-lo, hi):
+                return acc + self.bias if self.bias.any() else acc
+        return np.clip(acc + self.bias, lo, hi)
+
+    def run(self, acc, bound: float | None = None) -> np.ndarray:
+        """Advance T steps; `acc` is T x B x N input sums (|acc| <= `bound` if given); return
+        T x B x N bool spikes."""
         spikes = np.empty(acc.shape, dtype=bool)
-        currents = None if self._decays_current else self.currents(acc)
-        for t in range(len(acc)):
-            spikes[t] = self.step(acc[t], None if currents is None else currents[t])
+        currents = None if self._decays_current else self.currents(acc, bound)
+        self._saturate_v = self._v_may_saturate(currents)
+        try:
+            for t in range(len(acc)):
+                spikes[t] = self.step(acc[t], None if currents is None else currents[t])
+        finally:
+            self._saturate_v = True
         return spikes
+
+    def _v_may_saturate(self, currents) -> bool:
+        """Whether sat_WV can act in this run. If |I| <= c every step and beta <= b < 1, then
+        |V| <= M = max(|V0|, c / (1 - b)) stays true (|rtz(beta V) + I| <= b M + c <= M; a reset
+        only shrinks |V|), so V never reaches the range ends when M is inside them."""
+        b = float(self.beta.max(initial=0.0))
+        if b >= 1.0:
+            return True
+        c = (max(float(currents.max(initial=0.0)), -float(currents.min(initial=0.0)))
+             if currents is not None else float(max(-self.i_range[0], self.i_range[1])))
+        bound = max(float(np.abs(self.v).max(initial=0.0)), c / (1.0 - b))
+        return bound * (1 + 1e-9) + 1 >= self.v_range[1]
 
     def step(self, acc, current=None) -> np.ndarray:
         """Advance one step with input sums `acc` (B x N); return the B x N bool spikes.
@@ -115,27 +173,43 @@ class BatchLIF:
             current = np.trunc(self.i * self.alpha) if self._decays_current else 0.0
             current = self.currents(current + acc)
         self.i = current
-        v_sum = np.trunc(self.v * self.beta)
+        v_sum = np.multiply(self.v, self.beta)
+        np.trunc(v_sum, out=v_sum)
         v_sum += current
-        np.clip(v_sum, *self.v_range, out=v_sum)
-        spike = v_sum > self.threshold
-        if self.ref.any():
-            return self._step_refractory(v_sum, spike)
-        self._reset(v_sum, spike)
+        if self._saturate_v:
+            np.maximum(v_sum, self.v_range[0], out=v_sum)
+            np.minimum(v_sum, self.v_range[1], out=v_sum)
+        if self._refractory:
+            return self._step_refractory(v_sum)
+        if self._masked:
+            spike = v_sum > self.threshold
+            np.subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spike)
+            self.v = v_sum
+            return spike
+        # Integers: v_sum > threshold iff v_sum - threshold >= 1, so clipping the difference to
+        # 0..1 gives the spike as 0.0/1.0, and the reset is plain float arithmetic (on large
+        # arrays masked and mixed-type NumPy operations cost several times more).
+        fired = np.subtract(v_sum, self.threshold)
+        np.maximum(fired, 0.0, out=fired)
+        np.minimum(fired, 1.0, out=fired)
+        spike = fired > 0.0
+        fired *= self._reset_amount(v_sum)
+        v_sum -= fired
         self.v = v_sum
-        if self.refractory.any():
-            self.ref = np.where(spike, self.refractory, 0.0)
         return spike
 
-    def _reset(self, v_sum, spike):
-        """Apply the reset to `v_sum` in place where `spike`."""
-        np.subtract(v_sum, self.threshold, out=v_sum, where=spike & self.subtract)
-        np.copyto(v_sum, 0.0, where=spike & ~self.subtract)
+    def _reset_amount(self, v_sum):
+        """What a spike subtracts from `v_sum`: the threshold, or v_sum itself (reset to zero)."""
+        if self._reset_mode == "subtract":
+            return self.threshold
+        if self._reset_mode == "zero":
+            return v_sum
+        return np.where(self.subtract, self.threshold, v_sum)
 
-    def _step_refractory(self, v_sum, spike):
+    def _step_refractory(self, v_sum):
         refractory = self.ref > 0
-        spike &= ~refractory
-        self._reset(v_sum, spike)
+        spike = (v_sum > self.threshold) & ~refractory
+        v_sum = np.where(spike, v_sum - self._reset_amount(v_sum), v_sum)
         self.v = np.where(refractory, self.v, v_sum)
         self.ref = np.where(refractory, self.ref - 1, np.where(spike, self.refractory, 0.0))
         return spike
@@ -301,25 +375,34 @@ class CoreModel:
         return counts
 
     #: Steps x samples x neurons simulated per chunk: bounds the input sums held in memory.
-    CHUNK_ELEMENTS = 1 << 21
+    CHUNK_ELEMENTS = 1 << 18
 
     def _simulate(self, counts):
         """Run B x T x A counts from the present state; return spikes B x T x N, the final
         (v, i, ref) as B x N arrays, and the events each sample dropped."""
         batch, steps, _ = counts.shape
+        totals = counts.sum(axis=-1)
         room = np.full((batch, steps), self.cfg.max_events_per_step, dtype=np.int64)
         if steps:
             room[:, 0] -= self.events_this_step
-        accepted = accepted_counts(counts, room)
-        dropped = (counts - accepted).sum(axis=(1, 2))
+        dropped = np.zeros(batch, dtype=np.int64)
+        if (totals > room).any():
+            accepted = accepted_counts(counts, room)
+            dropped = (counts - accepted).sum(axis=(1, 2))
+            counts, totals = accepted, accepted.sum(axis=-1)
+        sums = WeightSums(self.weights)
+        dtype = sums.dtype(totals.max(initial=0))
         lif = BatchLIF(self.cfg, self.params, batch, (self.v, self.i, self.ref))
         spikes = np.empty((steps, batch, self.cfg.n_neurons), dtype=bool)
         chunk = max(1, self.CHUNK_ELEMENTS // (batch * self.cfg.n_neurons))
         for start in range(0, steps, chunk):
-            block = accepted[:, start:start + chunk].transpose(1, 0, 2)
-            acc = exact_weight_sums(block.reshape(-1, self.cfg.n_axons), self.weights)
-            acc = acc.reshape(len(block), batch, self.cfg.n_neurons)
-            if start == 0:
+            block = np.ascontiguousarray(counts[:, start:start + chunk].transpose(1, 0, 2),
+                                         dtype=dtype)
+            acc = block @ sums.weights_as(dtype)
+            bound = float(totals[:, start:start + chunk].max(initial=0)) * sums.largest
+            if start == 0 and self.acc.any():
+                acc = acc.astype(np.float64)
                 acc[0] += self.acc
-            spikes[start:start + chunk] = lif.run(acc)
+                bound += float(np.abs(self.acc).max())
+            spikes[start:start + chunk] = lif.run(acc, bound)
         return spikes.transpose(1, 0, 2), (lif.v, lif.i, lif.ref), dropped
