@@ -34,7 +34,8 @@ import numpy as np
 from spikefab.host.network import Network
 from spikefab.spec import CoreConfig, NeuronParams, ResetMode, decay_from_float
 
-__all__ = ["NIRImportError", "Imported", "PopulationReport", "load"]
+__all__ = ["NIRImportError", "Imported", "PopulationReport", "load", "describe",
+           "network_spec"]
 
 NEURONS = ("LIF", "CubaLIF", "IF")
 CONNECTIONS = ("Affine", "Linear")
@@ -112,6 +113,47 @@ def load(source, *, dt: float | None = None, core: CoreConfig | None = None,
         raise NIRImportError(f"weight_percentile must be in (0, 100], not {weight_percentile}")
     nodes, edges, through = _flatten(graph)
     return _Builder(nodes, edges, through, dt, core, weight_percentile).build(dt_source)
+
+
+def describe(imported: Imported, chip) -> str:
+    """Return what `spikefab import` prints: step, placement on `chip` (a `ChipConfig`), the
+    resources used and the quantisation table. Raises `NetworkDoesNotFit` if it does not fit."""
+    net = imported.network
+    image = net.compile(chip)
+    lines = [f"dt: {imported.dt * 1e6:g} us ({imported.dt_source})",
+             "inputs: " + ", ".join(f"{g.name} ({g.size})" for g in net.inputs.values()),
+             "placement:"]
+    for name, slots in image.placement.items():
+        cores = sorted({c for c, _ in slots})
+        where = ", ".join(f"core {c} neurons {min(n for k, n in slots if k == c)}.."
+                          f"{max(n for k, n in slots if k == c)}" for c in cores)
+        recorded = " (recorded)" if name in image.recorded else ""
+        lines.append(f"  {name}: {len(slots)} neurons on {where}{recorded}")
+    used = sum(len(s) for s in image.placement.values())
+    axons = [len(a) for a in image.axons]
+    lines += [f"resources: {used} of {chip.n_cores * chip.core.n_neurons} neurons, axons per "
+              f"core {axons} of {chip.core.n_axons}, {len(image.route_dest)} of "
+              f"{chip.route_entries} route entries, {sum(g.size for g in net.inputs.values())} "
+              f"of {chip.n_inputs} inputs", "quantisation:", imported.table()]
+    return "\n".join(lines)
+
+
+def network_spec(path, dt_us: int | None = None, core: CoreConfig | None = None):
+    """Return a `host.bundled.NetworkSpec` for `spikefab run --network model.nir`: the graph's
+    single input receives the events, binned at dt (`dt_us`, else the graph's metadata)."""
+    from spikefab.host.bundled import NetworkSpec
+    from spikefab.host.encode import EncoderConfig
+    imported = load(path, dt=None if dt_us is None else dt_us * 1e-6, core=core)
+    if len(imported.inputs) != 1:
+        raise NIRImportError(f"{path}: `spikefab run` needs exactly one Input node, the graph "
+                             f"has {len(imported.inputs)}")
+    step_us = round(imported.dt * 1e6)
+    if step_us < 1 or abs(step_us - imported.dt * 1e6) > 1e-6 * step_us:
+        raise NIRImportError(f"{path}: dt = {imported.dt} s is not a whole number of "
+                             f"microseconds: give --dt US")
+    sizes = ", ".join(f"{p.name} {p.size}" for p in imported.network.populations.values())
+    return NetworkSpec(imported.network, imported.inputs[0], EncoderConfig(dt_us=step_us),
+                       description=f"{Path(path).name} (NIR): {sizes}")
 
 
 def _read(source, nir):
@@ -390,8 +432,8 @@ class _Neuron:
 
     def _euler(self, tau, dt, key):
         if (tau <= 0).any() or (dt > tau).any():
-            raise NIRImportError(f"node {self.name}: {key} must be at least dt = {dt} s "
-                                 f"(forward Euler decays 1 - dt/tau), got {tau.min()}")
+            raise NIRImportError(f"node {self.name}: {key} must be at least dt = {dt:g} s "
+                                 f"(forward Euler decays 1 - dt/tau), got {tau.min():g}")
         return 1.0 - dt / tau
 
     def decays(self, core: CoreConfig, name: str):

@@ -209,3 +209,38 @@ def test_dt_must_come_from_somewhere_and_files_must_be_nir(tmp_path):
         load(bad, dt=DT)
     with pytest.raises(NIRImportError, match="no such file"):
         load(tmp_path / "missing.nir", dt=DT)
+
+
+def write_sample_model(path):
+    """A 128-input graph that fits the bundled sample pooled to 2 x 8 x 8 cells."""
+    rng = np.random.default_rng(4)
+    w1, w2 = rng.uniform(-0.1, 0.4, (20, 128)), rng.uniform(-0.2, 0.6, (4, 20))
+    graph = lif_graph(w1, w2)
+    graph.metadata = {"dt": DT}
+    nir.write(path, graph)
+    return path
+
+
+def test_cli_import_prints_placement_resources_and_the_table(tmp_path, capsys):
+    from spikefab.cli import main
+    path = write_sample_model(tmp_path / "model.nir")
+    assert main(["import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "dt: 1000 us (graph metadata)" in out
+    assert "lif1: 20 neurons on core 0 neurons 0..19" in out
+    assert "lif2: 4 neurons on core 0 neurons 20..23 (recorded)" in out
+    assert "24 of 1024 neurons" in out and "| lif1 | LIF | 20 |" in out
+    assert main(["import", str(path), "--dt", "100000"]) == 2   # tau 20 ms < dt: one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "node lif1: tau must be at least dt = 0.1 s" in err
+
+
+def test_cli_run_streams_the_sample_through_a_nir_network(tmp_path, capsys):
+    from spikefab.cli import main
+    path = write_sample_model(tmp_path / "model.nir")
+    out = tmp_path / "out"
+    assert main(["run", "--network", str(path), "--pool", "8", "--out", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "model.nir (NIR): lif1 20, lif2 4" in text and "dt 1000 us" in text
+    spikes = np.load(out / "spikes.npz")
+    assert spikes["spikes_lif2"].any()
