@@ -22,6 +22,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from core import table  # noqa: E402  (benchmarks/core.py: one markdown table writer)
 
 from spikefab.host.network import Network  # noqa: E402
 from spikefab.sim import CoreModel  # noqa: E402
@@ -128,15 +129,6 @@ def check_agreement(steps: int):
     return float((ours == peer).mean())
 
 
-def table(rows: list[dict]) -> str:
-    head = list(rows[0])
-    formats = {"M updates/s": "{:.1f}", "x peer": "{:.2f}"}
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        lines.append("| " + " | ".join(formats.get(k, "{}").format(row[k]) for k in head) + " |")
-    return "\n".join(lines)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -146,7 +138,7 @@ def main():
         for activity in (0.02, 0.2):
             for batch in (1, 32):
                 rows += measure(n_in, n_out, activity, batch, args.steps)
-    print(table(rows))
+    print(table(rows, {"M updates/s": "{:.1f}", "x peer": "{:.2f}"}))
     print(f"\nspike agreement golden model vs float32 peer (256->256, activity 0.2): "
           f"{check_agreement(args.steps):.4f}")
 
