@@ -146,23 +146,73 @@ class BatchLIF:
         currents = None if self._decays_current else self.currents(acc, bound)
         self._saturate_v = self._v_may_saturate(currents)
         try:
-            for t in range(len(acc)):
-                spikes[t] = self.step(acc[t], None if currents is None else currents[t])
+            if currents is not None and not self._refractory and len(acc):
+                self._run_plain(currents, spikes)
+            else:
+                for t in range(len(acc)):
+                    spikes[t] = self.step(acc[t], None if currents is None else currents[t])
         finally:
             self._saturate_v = True
         return spikes
 
+    def _run_plain(self, currents, spikes):
+        """`step` over T precomputed currents for neurons without alpha or refractory period:
+        the same operations on preallocated buffers, without per-step allocation or dispatch."""
+        multiply, trunc, add, subtract = np.multiply, np.trunc, np.add, np.subtract
+        maximum, minimum, greater = np.maximum, np.minimum, np.greater
+        beta, threshold = self.beta, self.threshold
+        lo, hi = self.v_range
+        saturate, masked, zero = self._saturate_v, self._masked, self._reset_mode == "zero"
+        v, v_sum, fired = self.v, np.empty_like(self.v), np.empty_like(self.v)
+        for t in range(len(currents)):
+            multiply(v, beta, out=v_sum)
+            trunc(v_sum, out=v_sum)
+            add(v_sum, currents[t], out=v_sum)
+            if saturate:
+                maximum(v_sum, lo, out=v_sum)
+                minimum(v_sum, hi, out=v_sum)
+            if masked:
+                greater(v_sum, threshold, out=spikes[t])
+                subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spikes[t])
+            else:   # see `step`: the spike as 0.0/1.0 by clipping the integer difference
+                subtract(v_sum, threshold, out=fired)
+                maximum(fired, 0.0, out=fired)
+                minimum(fired, 1.0, out=fired)
+                greater(fired, 0.0, out=spikes[t])
+                multiply(fired, v_sum if zero else self._reset_amount(v_sum), out=fired)
+                subtract(v_sum, fired, out=v_sum)
+            v, v_sum = v_sum, v
+        self.v, self.i = v, currents[-1]
+
     def _v_may_saturate(self, currents) -> bool:
-        """Whether sat_WV can act in this run. If |I| <= c every step and beta <= b < 1, then
-        |V| <= M = max(|V0|, c / (1 - b)) stays true (|rtz(beta V) + I| <= b M + c <= M; a reset
-        only shrinks |V|), so V never reaches the range ends when M is inside them."""
+        """Whether sat_WV can act in this run, from bounds V stays within by induction.
+
+        With b = max beta, currents in [c_lo, c_hi] (c_lo <= 0 <= c_hi) and thresholds in
+        [t_lo, t_hi]: V <= U = max(V0, t_hi, (c_hi - t_lo) / (1 - b)) (after a spike V is 0 or
+        Vs - theta <= bU + c_hi - t_lo <= U; without one V = Vs <= theta), the last term only
+        with a subtract reset; V >= L = min(V0, 0, c_lo / (1 - b)). rtz only shrinks |beta V|,
+        so Vs lies in [bL + c_lo, bU + c_hi], and saturation cannot act while that fits W_V.
+        At b = 1 the bounds hold only where the matching terms vanish.
+        """
         b = float(self.beta.max(initial=0.0))
-        if b >= 1.0:
-            return True
-        c = (max(float(currents.max(initial=0.0)), -float(currents.min(initial=0.0)))
-             if currents is not None else float(max(-self.i_range[0], self.i_range[1])))
-        bound = max(float(np.abs(self.v).max(initial=0.0)), c / (1.0 - b))
-        return bound * (1 + 1e-9) + 1 >= self.v_range[1]
+        if currents is None:
+            c_lo, c_hi = self.i_range
+        else:
+            c_lo = min(float(currents.min(initial=0.0)), 0.0)
+            c_hi = max(float(currents.max(initial=0.0)), 0.0)
+        t_lo, t_hi = float(self.threshold.min(initial=0.0)), float(self.threshold.max(initial=0.0))
+        upper = [float(self.v.max(initial=0.0)), t_hi]
+        lower = [float(self.v.min(initial=0.0)), 0.0]
+        climb = c_hi - t_lo if self._reset_mode != "zero" else 0.0
+        for bound, rise in ((upper, climb), (lower, c_lo)):
+            if rise and b >= 1.0:
+                return True
+            if rise:
+                bound.append(rise / (1.0 - b))
+        high = b * max(upper) + c_hi
+        low = b * min(lower) + c_lo
+        margin = 1e-9 * max(abs(high), abs(low)) + 1
+        return high + margin >= self.v_range[1] or low - margin <= self.v_range[0]
 
     def step(self, acc, current=None) -> np.ndarray:
         """Advance one step with input sums `acc` (B x N); return the B x N bool spikes.

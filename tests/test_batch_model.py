@@ -28,10 +28,15 @@ def per_sample(cfg, params, weights, raster):
     return out, model
 
 
-def random_case(cfg, seed, batch=6, steps=60):
+def random_case(cfg, seed, batch=6, steps=60, plain=False):
+    """Random parameters (with `plain`: no current decay, no refractory period, the model's
+    fastest path), weights and B x T x A rasters."""
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     params, weights = random_params(cfg, rng, threshold_scale=3.0), random_weights(cfg, rng)
+    if plain:
+        params.alpha[:] = 0
+        params.refractory[:] = 0
     rasters = np.stack([events_to_raster(poisson_events(rng, steps, cfg.n_axons,
                                                         rng.uniform(0.05, 0.6)), cfg.n_axons)
                         for _ in range(batch)])
@@ -42,11 +47,12 @@ def random_case(cfg, seed, batch=6, steps=60):
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("masked", [True, False])
-def test_batch_equals_each_sample_run_alone(name, seed, masked, monkeypatch):
+@pytest.mark.parametrize("plain", [False, True])
+def test_batch_equals_each_sample_run_alone(name, seed, masked, plain, monkeypatch):
     # Both reset implementations: masked (small batches) and arithmetic (large ones).
     monkeypatch.setattr("spikefab.sim.lif.MASKED_MAX", 1 << 30 if masked else 0)
     cfg = CONFIGS[name]
-    params, weights, rasters = random_case(cfg, seed)
+    params, weights, rasters = random_case(cfg, seed, plain=plain)
     model = CoreModel(cfg, params, weights)
     batch = model.run_batch(rasters)
     for b, raster in enumerate(rasters):
@@ -58,9 +64,10 @@ def test_batch_equals_each_sample_run_alone(name, seed, masked, monkeypatch):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_run_equals_events_and_ticks_with_state_and_counters(name):
+@pytest.mark.parametrize("plain", [False, True])
+def test_run_equals_events_and_ticks_with_state_and_counters(name, plain):
     cfg = CONFIGS[name]
-    params, weights, rasters = random_case(cfg, seed=11, batch=1)
+    params, weights, rasters = random_case(cfg, seed=11, batch=1, plain=plain)
     model = CoreModel(cfg, params, weights)
     model.events([0, 1, 1])          # pending events of the first step count against its cap
     reference = CoreModel(cfg, params, weights)
@@ -167,6 +174,7 @@ def test_leaky_runs_that_skip_saturation_agree(seed, masked, monkeypatch):
     params.beta[:] = np.random.default_rng(seed).integers(cfg.decay_one // 2,
                                                           cfg.decay_one * 7 // 8, 16)
     params.alpha[:] = 0
+    params.refractory[:] = 0
     lif = BatchLIF(cfg, params, 1)
     currents = lif.currents(exact_weight_sums(rasters.reshape(-1, 8), weights))
     assert not lif._v_may_saturate(currents)
@@ -175,3 +183,22 @@ def test_leaky_runs_that_skip_saturation_agree(seed, masked, monkeypatch):
     for b, raster in enumerate(rasters):
         alone, _ = per_sample(cfg, params, weights, raster)
         assert batch[b].any() and (batch[b] == alone).all(), f"sample {b}, seed {seed}"
+
+
+@pytest.mark.parametrize("seed", range(51, 59))
+def test_saturation_bound_near_the_membrane_range(seed):
+    # Narrow V and currents close to its range, leaky neurons of both resets: whether the bound
+    # skips the clamp or not, every sample must equal its own per-step run.
+    cfg = CoreConfig(n_neurons=16, n_axons=8, weights_per_word=1, weight_width=6,
+                     voltage_width=12, current_width=12)
+    params, weights, rasters = random_case(cfg, seed, plain=True)
+    rng = np.random.default_rng(seed)
+    top = cfg.decay_one * (5 if seed % 2 else 31) // 8 // (1 if seed % 2 else 4)
+    params.beta[:] = rng.integers(cfg.decay_one * 3 // 8, top, 16)  # 0.375..0.625 or ..0.97
+    params.threshold[:] = rng.integers(0, 200, 16)
+    params.bias[:] = rng.integers(-8, 9, 16)
+    model = CoreModel(cfg, params, weights)
+    batch = model.run_batch(rasters)
+    for b, raster in enumerate(rasters):
+        alone, _ = per_sample(cfg, params, weights, raster)
+        assert (batch[b] == alone).all(), f"sample {b}, seed {seed}"
