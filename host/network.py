@@ -271,12 +271,12 @@ class Network:
                       sums[id(c)].weights_as(sums[id(c)].dtype(c.pre.size)))
                      for c in self.connections if isinstance(c.pre, Population)]
         spikes = np.zeros((steps, batch, total), dtype=bool)
-        chunk = max(1, (1 << 21) // (batch * max(total, 1)))
+        chunk = max(1, (1 << 18) // (batch * max(total, 1)))
         for first in range(0, steps, chunk):
-            driven = self._input_sums(counts, sums, first, min(first + chunk, steps),
-                                      offsets, total)
+            driven, bound = self._input_sums(counts, sums, first, min(first + chunk, steps),
+                                             offsets, total)
             if not recurrent:   # feed-forward from the inputs only: all steps at once
-                spikes[first:first + len(driven)] = lif.run(driven)
+                spikes[first:first + len(driven)] = lif.run(driven, bound)
                 continue
             for t, acc in enumerate(driven, start=first):
                 for pre, size, post, width, weights in recurrent:
@@ -335,17 +335,21 @@ class Network:
 
     def _input_sums(self, counts, sums, first: int, stop: int, offsets, total
                     ) -> np.ndarray:
-        """Return the input-group sums of steps first..stop-1 as (steps, B, total) float64."""
+        """Return the input-group sums of steps first..stop-1 as (steps, B, total) float64, and
+        a bound on their magnitude (the sum of every connection's own bound)."""
         batch = counts[0][1].shape[0] if counts else 1
         acc = np.zeros((stop - first, batch, total))
-        arrays = dict(counts)
+        arrays, bound = dict(counts), 0.0
         for conn in self.connections:
             if isinstance(conn.pre, InputGroup) and conn.pre.name in arrays:
                 block = arrays[conn.pre.name][:, first:stop].transpose(1, 0, 2)
-                part = sums[id(conn)](block.reshape(-1, conn.pre.size))
+                rows = block.reshape(-1, conn.pre.size)
+                most = int(rows.sum(axis=-1).max(initial=0))
+                part = sums[id(conn)](rows, most)
+                bound += float(most * sums[id(conn)].largest)
                 post = offsets[conn.post.name]
                 acc[:, :, post:post + conn.post.size] += part.reshape(stop - first, batch, -1)
-        return acc
+        return acc, bound
 
 
 # Loading and running on a chip --------------------------------------------------------------
