@@ -30,7 +30,7 @@ FLOAT32_EXACT = 1 << 24
 FLOAT64_EXACT = 1 << 53
 #: Batches of at most this many neurons reset with masked NumPy operations (cheapest while the
 #: per-call cost dominates), larger ones with plain float arithmetic (see `BatchLIF.step`).
-MASKED_MAX = 8192
+MASKED_MAX = 2048
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -448,7 +448,9 @@ class CoreModel:
         for start in range(0, steps, chunk):
             block = np.ascontiguousarray(counts[:, start:start + chunk].transpose(1, 0, 2),
                                          dtype=dtype)
-            acc = block @ sums.weights_as(dtype)
+            # One 2-D product (a 3-D `@` would run one small product per step).
+            acc = (block.reshape(-1, self.cfg.n_axons) @ sums.weights_as(dtype)).reshape(
+                len(block), batch, self.cfg.n_neurons)
             bound = float(totals[:, start:start + chunk].max(initial=0)) * sums.largest
             if start == 0 and self.acc.any():
                 acc = acc.astype(np.float64)
