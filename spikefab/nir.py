@@ -252,13 +252,14 @@ class _Builder:
         incoming = self._incoming(net)
         hops = self._hops(inputs, incoming)
         recorded = {s for s, d in self.edges if self.kind.get(d) == "Output"}
-        reports = []
+        reports, synapses = [], {}
         for name in self._neurons():
-            params, report = self._quantise(name, incoming[name], hops.get(name, 0))
+            params, synapses[name], report = self._quantise(name, incoming[name],
+                                                            hops.get(name, 0))
             net.add_population(name, report.size, record=name in recorded, **params)
             reports.append(report)
         for name in self._neurons():
-            for pre, weights in incoming[name]:
+            for pre, weights in synapses[name]:
                 pre_node = net.inputs.get(pre) or net.populations[pre]
                 net.connect(pre_node, net.populations[name], weights)
         if not recorded:
@@ -327,44 +328,51 @@ class _Builder:
         return hops
 
     def _quantise(self, name, conns, hops):
-        node, kind, core = self.nodes[name], self.kind[name], self.core
+        """Return (population parameters, report, [(pre, integer weights)]) for neuron `name`
+        fed by `conns` = [(pre, float weights pre x size, float bias)]."""
+        node, kind = self.nodes[name], self.kind[name]
         size = _size(node, name)
         neuron = _Neuron(node, kind, size, self.dt, name)
-        notes = list(neuron.notes)
         weights = [w * neuron.gain[None, :] for _, w, _ in conns]
         bias = sum((b * neuron.gain for _, _, b in conns), np.zeros(size)) + neuron.constant
         scale, limited = self._scale(name, weights, bias, neuron.threshold)
-        lo, hi = core.weight_range
-        ints, clipped, errors, count = [], 0, [], 0
-        largest = max((float(np.abs(w).max(initial=0.0)) for w in weights), default=0.0)
-        for (pre, _, _), w in zip(conns, weights):
-            exact = w * scale
-            w_int = np.clip(np.round(exact), lo, hi).astype(np.int64)
-            nonzero = w != 0
-            count += int(nonzero.sum())
-            clipped += int((np.abs(np.round(exact)) > np.abs(w_int))[nonzero].sum())
-            errors.append(np.abs(w_int / scale - w)[nonzero])
-            ints.append((pre, w_int))
-        conns[:] = ints
+        ints, stats = self._integer_weights(weights, scale)
         theta = np.round(neuron.threshold * scale).astype(np.int64)
-        alpha, beta, decay_error = neuron.decays(core, name)
+        alpha, beta, decay_error = neuron.decays(self.core, name)
         params = dict(alpha=alpha, beta=beta, threshold=theta,
                       bias=np.round(bias * scale).astype(np.int64), refractory=0,
                       reset=int(ResetMode.ZERO))
         self._validate(name, params, size)
-        error = np.concatenate(errors) if errors else np.zeros(0)
-        nonzero_theta = neuron.threshold > 0
-        theta_error = (float(np.max(np.abs(theta / scale - neuron.threshold)[nonzero_theta]
-                                    / neuron.threshold[nonzero_theta]))
-                       if nonzero_theta.any() else 0.0)
+        notes = list(neuron.notes)
+        if stats["zeroed"]:
+            notes.append(f"{stats['zeroed']} of {stats['count']} synapses round to weight 0")
         if hops:
             notes.append(f"its spikes reach the host {hops} step(s) later than a same-step "
                          f"evaluation (one step per population hop on the chip)")
         report = PopulationReport(
-            name, kind, size, scale, limited, count, clipped / max(count, 1),
-            float(error.mean() / largest) if error.size and largest else 0.0, theta_error,
-            decay_error, hops, notes)
-        return params, report
+            name, kind, size, scale, limited, stats["count"], stats["clipped"], stats["error"],
+            _largest_relative_error(theta / scale, neuron.threshold), decay_error, hops, notes)
+        return params, [(pre, w) for (pre, _, _), w in zip(conns, ints)], report
+
+    def _integer_weights(self, weights, scale):
+        """Round scale * weights into the weight range; return the integer matrices and their
+        statistics over the nonzero float weights: count, fraction clipped, synapses that round
+        to 0, mean |error| over the largest weight."""
+        lo, hi = self.core.weight_range
+        ints, errors, clipped, zeroed = [], [], 0, 0
+        for w in weights:
+            rounded = np.round(w * scale)
+            w_int = np.clip(rounded, lo, hi).astype(np.int64)
+            nonzero = w != 0
+            clipped += int((rounded != w_int)[nonzero].sum())
+            zeroed += int((w_int == 0)[nonzero].sum())
+            errors.append(np.abs(w_int / scale - w)[nonzero])
+            ints.append(w_int)
+        error = np.concatenate(errors) if errors else np.zeros(0)
+        largest = max((float(np.abs(w).max(initial=0.0)) for w in weights), default=0.0)
+        return ints, {"count": int(error.size), "clipped": clipped / max(error.size, 1),
+                      "zeroed": zeroed,
+                      "error": float(error.mean() / largest) if error.size and largest else 0.0}
 
     def _scale(self, name, weights, bias, threshold):
         core = self.core
@@ -389,6 +397,12 @@ class _Builder:
                             for k, v in params.items()}).validate(self.core, size)
         except ValueError as error:
             raise NIRImportError(f"node {name}: {error}") from None
+
+
+def _largest_relative_error(got, want) -> float:
+    """max |got - want| / want over the entries where want > 0 (0 if there are none)."""
+    positive = want > 0
+    return float(np.max(np.abs(got - want)[positive] / want[positive])) if positive.any() else 0.0
 
 
 class _Neuron:

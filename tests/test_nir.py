@@ -244,3 +244,11 @@ def test_cli_run_streams_the_sample_through_a_nir_network(tmp_path, capsys):
     assert "model.nir (NIR): lif1 20, lif2 4" in text and "dt 1000 us" in text
     spikes = np.load(out / "spikes.npz")
     assert spikes["spikes_lif2"].any()
+
+
+def test_synapses_that_round_to_zero_are_reported():
+    w1 = np.array([[1.0, 0.001], [0.5, 0.25]])
+    imported = load(lif_graph(w1, np.eye(2)), dt=DT)
+    lif1 = imported.populations[0]
+    assert lif1.notes == ["1 of 4 synapses round to weight 0"]
+    assert "- lif1: 1 of 4 synapses round to weight 0" in imported.table()
