@@ -133,6 +133,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
+    measure(256, 256, 0.02, 1, args.steps)   # warm-up: the first timings of a process run slow
     rows = []
     for n_in, n_out in ((256, 256), (256, 1024)):
         for activity in (0.02, 0.2):
