@@ -313,7 +313,9 @@ class Network:
             raise ValueError(f"no input group named {sorted(unknown)[0]!r}")
         arrays, batched = [], False
         for name, value in inputs.items():
-            array = integer_array(f"input {name!r}", value)
+            array = np.asarray(value)
+            array = integer_array(f"input {name!r}", array.astype(np.int64) if array.dtype == bool
+                                  else array)
             batched |= array.ndim == 3
             if array.ndim not in (2, 3) or array.shape[-1] != self.inputs[name].size:
                 raise ValueError(f"input {name!r} must be steps x {self.inputs[name].size} or "

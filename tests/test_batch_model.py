@@ -155,7 +155,7 @@ def test_network_reference_batch_equals_each_sample(seed):
     net.connect(hidden, hidden, rng.integers(-60, 60, (30, 30)))    # recurrent: one-step delay
     net.connect(hidden, out, rng.integers(-20, 80, (30, 5)))
     rasters = (rng.random((4, 50, 40)) < 0.2).astype(np.int64)
-    batch = net.reference(cfg, {"pixels": rasters})
+    batch = net.reference(cfg, {"pixels": rasters.astype(bool)})   # 0/1 rasters may be bool
     for b in range(4):
         alone = net.reference(cfg, {"pixels": rasters[b]}, 50)
         for name in ("hidden", "out"):
@@ -202,3 +202,20 @@ def test_saturation_bound_near_the_membrane_range(seed):
     for b, raster in enumerate(rasters):
         alone, _ = per_sample(cfg, params, weights, raster)
         assert (batch[b] == alone).all(), f"sample {b}, seed {seed}"
+
+
+def test_network_reference_rejects_inputs_it_cannot_take():
+    from spikefab.host.network import Network
+    net = Network()
+    group = net.add_input("in", 3)
+    net.connect(group, net.add_population("p", 2, threshold=5), np.ones((3, 2), dtype=np.int64))
+    cfg = CoreConfig()
+    with pytest.raises(ValueError, match="no input group named 'other'"):
+        net.reference(cfg, {"other": np.zeros((4, 3), dtype=np.int64)})
+    with pytest.raises(ValueError, match=r"input 'in' must be steps x 3 or B x steps x 3"):
+        net.reference(cfg, {"in": np.zeros((4, 2), dtype=np.int64)})
+    with pytest.raises(ValueError, match="input 'in' must be whole numbers"):
+        net.reference(cfg, {"in": np.full((4, 3), 0.5)})
+    with pytest.raises(ValueError, match="fewer than 9 steps"):
+        net.reference(cfg, {"in": np.zeros((4, 3), dtype=np.int64)}, 9)
+    assert net.reference(cfg, {}, 3)["p"].shape == (3, 2)    # a group left out gets no events
