@@ -257,7 +257,7 @@ class NeuronParams:
         n = cfg.n_neurons
         beta = cfg.decay_one * 15 // 16 if beta is None else beta
         if threshold is None:
-            threshold = min(64 * cfg.weight_range[1], cfg.voltage_range[1] // 2)
+            threshold = min(64 << (cfg.weight_width - 1), cfg.voltage_range[1] // 2)
         values = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
                       refractory=refractory, reset=reset)
         params = cls(**{k: np.full(n, int(integer_array(k, v)), dtype=np.int64)

@@ -69,7 +69,7 @@ def test_a_threshold_above_the_membrane_maximum_is_an_error_not_a_clamp():
         NeuronParams.uniform(cfg, threshold=200)
     assert NeuronParams.uniform(cfg, threshold=127).threshold[0] == 127  # allowed: never fires
     assert NeuronParams.uniform(cfg).threshold[0] == 63  # the default fits: half of Vmax
-    assert NeuronParams.uniform(CoreConfig()).threshold[0] == 64 * 127
+    assert NeuronParams.uniform(CoreConfig()).threshold[0] == 64 * 128  # as before
 
 
 @pytest.mark.parametrize("name, value", [("threshold", 100.5), ("bias", 0.25), ("reset", 1.5),
