@@ -51,13 +51,17 @@ def test_the_documented_example_differs_as_documented():
     assert theirs(inputs, theta, "subtract", reset_delay=True) == [1, 0, 0, 0]
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_zero_reset_equals_snntorch_with_either_reset_delay(seed):
+def random_inputs(seed, lo, hi, count=40):
+    """`count` seeded input sequences of 10 steps, multiples of UNIT in lo..hi-1."""
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
+    return [list(rng.integers(lo, hi, 10) * UNIT) for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_zero_reset_equals_snntorch_with_either_reset_delay(seed):
     theta = 4 * UNIT
-    for _ in range(40):
-        inputs = list(rng.integers(-2, 9, 10) * UNIT)
+    for inputs in random_inputs(seed, -2, 9):
         want = ours(inputs, theta, ResetMode.ZERO)
         assert theirs(inputs, theta, "zero", reset_delay=False) == want, inputs
         assert theirs(inputs, theta, "zero", reset_delay=True) == want, inputs
@@ -65,10 +69,7 @@ def test_zero_reset_equals_snntorch_with_either_reset_delay(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_subtract_reset_equals_reset_delay_false_while_inputs_stay_below_theta(seed):
-    print(f"seed={seed}")
-    rng = np.random.default_rng(seed)
     theta = 4 * UNIT
-    for _ in range(40):
-        inputs = list(rng.integers(-4, 5, 10) * UNIT)   # every current at most theta
+    for inputs in random_inputs(seed, -4, 5):   # every current at most theta
         assert theirs(inputs, theta, "subtract", reset_delay=False) == \
             ours(inputs, theta, ResetMode.SUBTRACT), inputs
