@@ -162,24 +162,26 @@ class BatchLIF:
         maximum, minimum, greater = np.maximum, np.minimum, np.greater
         beta, threshold = self.beta, self.threshold
         lo, hi = self.v_range
-        saturate, masked, zero = self._saturate_v, self._masked, self._reset_mode == "zero"
+        saturate, masked = self._saturate_v, self._masked
+        zero, mixed = self._reset_mode == "zero", self._reset_mode == "mixed"
         v, v_sum, fired = self.v, np.empty_like(self.v), np.empty_like(self.v)
-        for t in range(len(currents)):
+        for current, spike in zip(currents, spikes):
             multiply(v, beta, out=v_sum)
             trunc(v_sum, out=v_sum)
-            add(v_sum, currents[t], out=v_sum)
+            add(v_sum, current, out=v_sum)
             if saturate:
                 maximum(v_sum, lo, out=v_sum)
                 minimum(v_sum, hi, out=v_sum)
+            amount = self._reset_amount(v_sum) if mixed else v_sum if zero else threshold
             if masked:
-                greater(v_sum, threshold, out=spikes[t])
-                subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spikes[t])
+                greater(v_sum, threshold, out=spike)
+                subtract(v_sum, amount, out=v_sum, where=spike)
             else:   # see `step`: the spike as 0.0/1.0 by clipping the integer difference
                 subtract(v_sum, threshold, out=fired)
                 maximum(fired, 0.0, out=fired)
                 minimum(fired, 1.0, out=fired)
-                greater(fired, 0.0, out=spikes[t])
-                multiply(fired, v_sum if zero else self._reset_amount(v_sum), out=fired)
+                greater(fired, 0.0, out=spike)
+                multiply(fired, amount, out=fired)
                 subtract(v_sum, fired, out=v_sum)
             v, v_sum = v_sum, v
         self.v, self.i = v, currents[-1]
