@@ -115,14 +115,18 @@ def bars(cells: int = 8, pool: int = 8) -> NetworkSpec:
                        groups={"lines": list(zip(LINE_GROUPS, counts))})
 
 
-def load_network_spec(name: str) -> NetworkSpec:
-    """`bars` (bundled) or a Python file defining `network()` that returns a NetworkSpec."""
+def load_network_spec(name: str, dt_us: int | None = None) -> NetworkSpec:
+    """`bars` (bundled), a NIR graph file (`.nir`, step `dt_us` or the graph's own), or a Python
+    file defining `network()` that returns a NetworkSpec."""
     if name == "bars":
         return bars()
     path = Path(name)
+    if path.suffix == ".nir":
+        from spikefab.nir import network_spec
+        return network_spec(path, dt_us)
     if path.suffix != ".py" or not path.is_file():
-        raise ValueError(f"unknown network {name!r}: use 'bars' or a Python file defining "
-                         f"network()")
+        raise ValueError(f"unknown network {name!r}: use 'bars', a .nir file or a Python file "
+                         f"defining network()")
     spec = importlib.util.spec_from_file_location(f"spikefab_user_network_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     _user_code(path, "importing it", lambda: spec.loader.exec_module(module))

@@ -27,8 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikefab import protocol as P
-from spikefab.sim.lif import lif_update
-from spikefab.spec import ChipConfig, CoreConfig, NeuronParams, ResetMode, pack_weight_word
+from spikefab.sim.lif import BatchLIF, WeightSums
+from spikefab.spec import (
+    ChipConfig,
+    CoreConfig,
+    NeuronParams,
+    ResetMode,
+    integer_array,
+    pack_weight_word,
+)
 
 from .learning import (
     configure_rule,
@@ -104,7 +111,13 @@ class Network:
         """Add `size` neurons; each parameter is an integer (see docs/numerics.md) or an array."""
         self._check_new(name, size)
         params = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
-                      refractory=refractory, reset=int(reset) if np.isscalar(reset) else reset)
+                      refractory=refractory, reset=reset)
+        for key, value in params.items():
+            array = integer_array(f"{name}.{key}", value)
+            if array.shape not in ((), (size,)):
+                raise ValueError(f"{name}.{key} must be one integer or {size} of them, not shape "
+                                 f"{array.shape}")
+            params[key] = int(array) if array.shape == () else array
         self.populations[name] = pop = Population(name, size, params, record)
         return pop
 
@@ -226,46 +239,109 @@ class Network:
 
     # Reference simulation ---------------------------------------------------------------------
 
-    def reference(self, core: CoreConfig, inputs: dict[str, np.ndarray], steps: int
+    def reference(self, core: CoreConfig, inputs: dict[str, np.ndarray], steps: int | None = None
                   ) -> dict[str, np.ndarray]:
         """Simulate the description directly (one big neuron array, no placement or routing).
 
-        `inputs` maps input groups to steps x size event counts; returns steps x size bool
-        spikes per population. Uses the same neuron arithmetic (`lif_update`) and widths.
+        `inputs` maps input groups to steps x size event counts, or to B x steps x size for B
+        independent samples evaluated together (then every result carries the batch axis too);
+        a group left out gets no events. Returns steps x size (or B x steps x size) bool spikes
+        per population, with the chip's arithmetic (`BatchLIF`, bit-exact with `lif_update`) and
+        timing: an input acts in its own step, a spike of step t reaches its targets at t + 1.
+        Per-step caps of the cores are not modelled (a `ChipConfig` rules out overflow).
         """
+        counts, batched = self._reference_inputs(inputs, steps)
+        batch, steps = counts[0][1].shape[:2] if counts else (1, steps or 0)
+        offsets = self._offsets()
+        total = sum(p.size for p in self.populations.values())
+        lif = BatchLIF(core, self._all_params(core, offsets, total), batch)
+        sums = {id(c): WeightSums(c.weights) for c in self.connections}
+        # Spikes are 0/1, so a row of pre.size of them sums exactly in sums.dtype(pre.size).
+        recurrent = [(offsets[c.pre.name], c.pre.size, offsets[c.post.name], c.post.size,
+                      sums[id(c)].weights_as(sums[id(c)].dtype(c.pre.size)))
+                     for c in self.connections if isinstance(c.pre, Population)]
+        spikes = np.zeros((steps, batch, total), dtype=bool)
+        chunk = max(1, (1 << 18) // (batch * max(total, 1)))
+        for first in range(0, steps, chunk):
+            driven, bound = self._input_sums(counts, sums, first, min(first + chunk, steps),
+                                             offsets, total)
+            if not recurrent:   # feed-forward from the inputs only: all steps at once
+                spikes[first:first + len(driven)] = lif.run(driven, bound)
+                continue
+            for t, acc in enumerate(driven, start=first):
+                for pre, size, post, width, weights in recurrent:
+                    if t:
+                        previous = spikes[t - 1, :, pre:pre + size].astype(weights.dtype)
+                        acc[:, post:post + width] += previous @ weights
+                spikes[t] = lif.step(acc)
+        out = {}
+        for name, pop in self.populations.items():
+            part = spikes[:, :, offsets[name]:offsets[name] + pop.size].transpose(1, 0, 2)
+            out[name] = part if batched else part[0]
+        return out
+
+    def _offsets(self) -> dict[str, int]:
         offsets, total = {}, 0
         for pop in self.populations.values():
             offsets[pop.name] = total
             total += pop.size
-        big = CoreConfig(n_neurons=total, n_axons=1, weights_per_word=1,
-                         weight_width=core.weight_width, current_width=core.current_width,
-                         voltage_width=core.voltage_width, decay_width=core.decay_width,
-                         refractory_width=core.refractory_width,
-                         max_events_per_step=core.max_events_per_step)
-        params = NeuronParams.zeros(big)
+        return offsets
+
+    def _all_params(self, core: CoreConfig, offsets: dict[str, int], total: int) -> NeuronParams:
+        params = NeuronParams(**{f: np.zeros(total, dtype=np.int64) for f in
+                                 ("alpha", "beta", "threshold", "bias", "refractory", "reset")})
         for pop in self.populations.values():
             for name, value in pop.params.items():
                 getattr(params, name)[offsets[pop.name]:offsets[pop.name] + pop.size] = value
-        v, i, ref = (np.zeros(total, dtype=np.int64) for _ in range(3))
-        previous = {name: np.zeros(p.size, dtype=np.int64) for name, p in
-                    self.populations.items()}
-        out = {name: np.zeros((steps, p.size), dtype=bool) for name, p in
-               self.populations.items()}
-        for t in range(steps):
-            acc = np.zeros(total, dtype=np.int64)
-            for conn in self.connections:
-                if isinstance(conn.pre, InputGroup):
-                    counts = np.asarray(inputs[conn.pre.name][t], dtype=np.int64)
-                else:
-                    counts = previous[conn.pre.name]
+        params.validate(core, total)
+        return params
+
+    def _reference_inputs(self, inputs: dict, steps: int | None):
+        """Return ([(group, B x T x size counts)], batched) with every array checked."""
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise ValueError(f"no input group named {sorted(unknown)[0]!r}")
+        arrays, batched = [], False
+        for name, value in inputs.items():
+            array = np.asarray(value)
+            array = integer_array(f"input {name!r}", array.astype(np.int64) if array.dtype == bool
+                                  else array)
+            batched |= array.ndim == 3
+            if array.ndim not in (2, 3) or array.shape[-1] != self.inputs[name].size:
+                raise ValueError(f"input {name!r} must be steps x {self.inputs[name].size} or "
+                                 f"B x steps x {self.inputs[name].size}, not {array.shape}")
+            arrays.append((name, array))
+        arrays = [(name, a if a.ndim == 3 else a[None]) for name, a in arrays]
+        shapes = {a.shape[:2] for _, a in arrays}
+        if batched and len({s[0] for s in shapes}) > 1:
+            raise ValueError(f"inputs disagree on the batch size: {sorted(shapes)}")
+        if steps is not None:
+            arrays = [(name, a[:, :steps]) for name, a in arrays]
+            if any(a.shape[1] < steps for _, a in arrays):
+                raise ValueError(f"inputs hold fewer than {steps} steps")
+        elif len({s[1] for s in shapes}) > 1:
+            raise ValueError(f"inputs disagree on the number of steps: {sorted(shapes)}")
+        if arrays and (min(a.min(initial=0) for _, a in arrays) < 0):
+            raise ValueError("input event counts must be >= 0")
+        return arrays, batched
+
+    def _input_sums(self, counts, sums, first: int, stop: int, offsets, total
+                    ) -> np.ndarray:
+        """Return the input-group sums of steps first..stop-1 as (steps, B, total) float64, and
+        a bound on their magnitude (the sum of every connection's own bound)."""
+        batch = counts[0][1].shape[0] if counts else 1
+        acc = np.zeros((stop - first, batch, total))
+        arrays, bound = dict(counts), 0.0
+        for conn in self.connections:
+            if isinstance(conn.pre, InputGroup) and conn.pre.name in arrays:
+                block = arrays[conn.pre.name][:, first:stop].transpose(1, 0, 2)
+                rows = block.reshape(-1, conn.pre.size)
+                most = int(rows.sum(axis=-1).max(initial=0))
+                part = sums[id(conn)](rows, most)
+                bound += float(most * sums[id(conn)].largest)
                 post = offsets[conn.post.name]
-                acc[post:post + conn.post.size] += counts @ conn.weights
-            v, i, ref, spike = lif_update(big, params, v, i, ref, acc)
-            for name, pop in self.populations.items():
-                s = spike[offsets[name]:offsets[name] + pop.size]
-                out[name][t] = s
-                previous[name] = s.astype(np.int64)
-        return out
+                acc[:, :, post:post + conn.post.size] += part.reshape(stop - first, batch, -1)
+        return acc, bound
 
 
 # Loading and running on a chip --------------------------------------------------------------

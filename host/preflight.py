@@ -37,7 +37,8 @@ def prepare_run(network: str, path, *, dimensions=None, options: dict | None = N
                 ) -> RunInputs:
     """Load `network`, open `path` (decoding its first chunk), fit the encoding; `options` are
     the user's EncoderConfig fields (crop, pool, polarity, dt_us, ...), given ones only."""
-    spec = load_network_spec(network)
+    # A NIR graph is discretised at the run's step (--dt), else at the step its metadata gives.
+    spec = load_network_spec(network, dt_us=(options or {}).get("dt_us"))
     recording = open_recording(path, dimensions=dimensions)
     recording.check()
     options = dict(options or {})

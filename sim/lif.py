@@ -22,7 +22,15 @@ from spikefab.spec import (
     unpack_fields,
 )
 
-__all__ = ["CoreModel", "lif_update"]
+__all__ = ["CoreModel", "BatchLIF", "WeightSums", "lif_update", "exact_weight_sums"]
+
+#: Integers up to 2**24 (float32) and 2**53 (float64) are exact, and so is every sum of them
+#: that stays within that bound: the condition for a BLAS product to equal the integer one.
+FLOAT32_EXACT = 1 << 24
+FLOAT64_EXACT = 1 << 53
+#: Batches of at most this many neurons reset with masked NumPy operations (cheapest while the
+#: per-call cost dominates), larger ones with plain float arithmetic (see `BatchLIF.step`).
+MASKED_MAX = 2048
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -44,6 +52,229 @@ def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=
     if detail:
         return v_next, i_next, ref_next, spike, v_sum, refractory
     return v_next, i_next, ref_next, spike
+
+
+class WeightSums:
+    """Exact products `counts @ weights` by BLAS, for a fixed A x N integer weight matrix.
+
+    Each result, and each partial sum BLAS forms on the way, is bounded by (row total of counts)
+    x max|w|: float32 BLAS is used when that bound is at most 2**24 (binary spikes on up to 2**17
+    axons of 8-bit weights), float64 when it is at most 2**53, otherwise `ValueError`.
+    """
+
+    def __init__(self, weights):
+        self.weights = np.asarray(weights)
+        self.largest = int(np.abs(self.weights).max(initial=0))
+        self._cast = {}
+
+    def dtype(self, max_row_total: int):
+        """The float type in which rows of at most `max_row_total` events sum exactly."""
+        bound = int(max_row_total) * self.largest
+        if bound <= FLOAT32_EXACT:
+            return np.float32
+        if bound <= FLOAT64_EXACT:
+            return np.float64
+        raise ValueError(f"weight sums up to {bound} exceed 2**53 and cannot be formed exactly")
+
+    def weights_as(self, dtype) -> np.ndarray:
+        if dtype not in self._cast:
+            self._cast[dtype] = self.weights.astype(dtype)
+        return self._cast[dtype]
+
+    def __call__(self, counts, max_row_total: int | None = None) -> np.ndarray:
+        """Return counts (... x A, non-negative) @ weights as floats holding exact integers."""
+        if max_row_total is None:
+            max_row_total = int(np.asarray(counts).sum(axis=-1, dtype=np.int64).max(initial=0))
+        dtype = self.dtype(max_row_total)
+        return np.asarray(counts, dtype=dtype) @ self.weights_as(dtype)
+
+
+def exact_weight_sums(counts, weights) -> np.ndarray:
+    """Return `counts @ weights` exactly, as floats holding integers (see `WeightSums`)."""
+    return WeightSums(weights)(counts)
+
+
+class BatchLIF:
+    """B independent copies of N neurons (parameters shared), advanced exactly as `lif_update`.
+
+    State `v`, `i`, `ref` is B x N float64 holding integers. Every value stays below 2**53
+    (|V|, |I| < 2**31, |acc| < 2**36, decay products |x| * 2**(F+1) < 2**48), so each float
+    operation is exact and trunc(x * (m / 2**F)) is the spec's round-toward-zero product.
+    `params` may hold any number N of neurons; only the widths of `cfg` are used.
+    """
+
+    def __init__(self, cfg: CoreConfig, params: NeuronParams, batch: int, state=None):
+        scale = 2.0 ** -cfg.decay_width
+        self.alpha = params.alpha * scale
+        self.beta = params.beta * scale
+        self.threshold = params.threshold.astype(np.float64)
+        self.bias = params.bias.astype(np.float64)
+        self.refractory = params.refractory.astype(np.float64)
+        self.subtract = params.reset == ResetMode.SUBTRACT
+        self.i_range = cfg.current_range
+        self.v_range = cfg.voltage_range
+        shape = (batch, len(self.threshold))
+        v, i, ref = state if state is not None else (0, 0, 0)
+        self.v, self.i, self.ref = (np.broadcast_to(np.asarray(x, dtype=np.float64), shape).copy()
+                                    for x in (v, i, ref))
+        # Shortcuts that change no result: each is decided once from the parameters.
+        self._decays_current = bool(self.alpha.any())
+        self._refractory = bool(self.refractory.any() or self.ref.any())
+        self._reset_mode = ("subtract" if self.subtract.all() else
+                            "zero" if not self.subtract.any() else "mixed")
+        self._saturate_v = True
+        self._masked = self.v.size <= MASKED_MAX
+
+    def currents(self, acc, bound: float | None = None) -> np.ndarray:
+        """Return sat_WI(acc + bias) for any leading shape: the current when alpha is 0.
+
+        With `bound` >= max|acc| given, the sum is left in acc's float type when it stays exact
+        (acc + bias within 2**24 for float32) and the saturation is skipped when it cannot act.
+        """
+        lo, hi = self.i_range
+        if bound is not None:
+            reach = bound + float(np.abs(self.bias).max(initial=0.0))
+            exact = acc.dtype == np.float64 or reach <= FLOAT32_EXACT
+            if exact and reach <= min(-lo, hi):
+                return acc + self.bias if self.bias.any() else acc
+        return np.clip(acc + self.bias, lo, hi)
+
+    def run(self, acc, bound: float | None = None) -> np.ndarray:
+        """Advance T steps; `acc` is T x B x N input sums (|acc| <= `bound` if given); return
+        T x B x N bool spikes."""
+        spikes = np.empty(acc.shape, dtype=bool)
+        currents = None if self._decays_current else self.currents(acc, bound)
+        self._saturate_v = self._v_may_saturate(currents)
+        try:
+            if currents is not None and not self._refractory and len(acc):
+                self._run_plain(currents, spikes)
+            else:
+                for t in range(len(acc)):
+                    spikes[t] = self.step(acc[t], None if currents is None else currents[t])
+        finally:
+            self._saturate_v = True
+        return spikes
+
+    def _run_plain(self, currents, spikes):
+        """`step` over T precomputed currents for neurons without alpha or refractory period:
+        the same operations on preallocated buffers, without per-step allocation or dispatch."""
+        multiply, trunc, add, subtract = np.multiply, np.trunc, np.add, np.subtract
+        maximum, minimum, greater = np.maximum, np.minimum, np.greater
+        beta, threshold = self.beta, self.threshold
+        lo, hi = self.v_range
+        saturate, masked = self._saturate_v, self._masked
+        zero, mixed = self._reset_mode == "zero", self._reset_mode == "mixed"
+        v, v_sum, fired = self.v, np.empty_like(self.v), np.empty_like(self.v)
+        for current, spike in zip(currents, spikes):
+            multiply(v, beta, out=v_sum)
+            trunc(v_sum, out=v_sum)
+            add(v_sum, current, out=v_sum)
+            if saturate:
+                maximum(v_sum, lo, out=v_sum)
+                minimum(v_sum, hi, out=v_sum)
+            amount = self._reset_amount(v_sum) if mixed else v_sum if zero else threshold
+            if masked:
+                greater(v_sum, threshold, out=spike)
+                subtract(v_sum, amount, out=v_sum, where=spike)
+            else:   # see `step`: the spike as 0.0/1.0 by clipping the integer difference
+                subtract(v_sum, threshold, out=fired)
+                maximum(fired, 0.0, out=fired)
+                minimum(fired, 1.0, out=fired)
+                greater(fired, 0.0, out=spike)
+                multiply(fired, amount, out=fired)
+                subtract(v_sum, fired, out=v_sum)
+            v, v_sum = v_sum, v
+        self.v, self.i = v, currents[-1]
+
+    def _v_may_saturate(self, currents) -> bool:
+        """Whether sat_WV can act in this run, from bounds V stays within by induction.
+
+        With b = max beta, currents in [c_lo, c_hi] (c_lo <= 0 <= c_hi) and thresholds in
+        [t_lo, t_hi]: V <= U = max(V0, t_hi, (c_hi - t_lo) / (1 - b)) (after a spike V is 0 or
+        Vs - theta <= bU + c_hi - t_lo <= U; without one V = Vs <= theta), the last term only
+        with a subtract reset; V >= L = min(V0, 0, c_lo / (1 - b)). rtz only shrinks |beta V|,
+        so Vs lies in [bL + c_lo, bU + c_hi], and saturation cannot act while that fits W_V.
+        At b = 1 the bounds hold only where the matching terms vanish.
+        """
+        b = float(self.beta.max(initial=0.0))
+        if currents is None:
+            c_lo, c_hi = self.i_range
+        else:
+            c_lo = min(float(currents.min(initial=0.0)), 0.0)
+            c_hi = max(float(currents.max(initial=0.0)), 0.0)
+        t_lo, t_hi = float(self.threshold.min(initial=0.0)), float(self.threshold.max(initial=0.0))
+        upper = [float(self.v.max(initial=0.0)), t_hi]
+        lower = [float(self.v.min(initial=0.0)), 0.0]
+        climb = c_hi - t_lo if self._reset_mode != "zero" else 0.0
+        for bound, rise in ((upper, climb), (lower, c_lo)):
+            if rise and b >= 1.0:
+                return True
+            if rise:
+                bound.append(rise / (1.0 - b))
+        high = b * max(upper) + c_hi
+        low = b * min(lower) + c_lo
+        margin = 1e-9 * max(abs(high), abs(low)) + 1
+        return high + margin >= self.v_range[1] or low - margin <= self.v_range[0]
+
+    def step(self, acc, current=None) -> np.ndarray:
+        """Advance one step with input sums `acc` (B x N); return the B x N bool spikes.
+
+        `current` may carry `currents(acc)` precomputed (only valid when alpha is 0 everywhere).
+        """
+        if current is None:
+            current = np.trunc(self.i * self.alpha) if self._decays_current else 0.0
+            current = self.currents(current + acc)
+        self.i = current
+        v_sum = np.multiply(self.v, self.beta)
+        np.trunc(v_sum, out=v_sum)
+        v_sum += current
+        if self._saturate_v:
+            np.maximum(v_sum, self.v_range[0], out=v_sum)
+            np.minimum(v_sum, self.v_range[1], out=v_sum)
+        if self._refractory:
+            return self._step_refractory(v_sum)
+        if self._masked:
+            spike = v_sum > self.threshold
+            np.subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spike)
+            self.v = v_sum
+            return spike
+        # Integers: v_sum > threshold iff v_sum - threshold >= 1, so clipping the difference to
+        # 0..1 gives the spike as 0.0/1.0, and the reset is plain float arithmetic (on large
+        # arrays masked and mixed-type NumPy operations cost several times more).
+        fired = np.subtract(v_sum, self.threshold)
+        np.maximum(fired, 0.0, out=fired)
+        np.minimum(fired, 1.0, out=fired)
+        spike = fired > 0.0
+        fired *= self._reset_amount(v_sum)
+        v_sum -= fired
+        self.v = v_sum
+        return spike
+
+    def _reset_amount(self, v_sum):
+        """What a spike subtracts from `v_sum`: the threshold, or v_sum itself (reset to zero)."""
+        if self._reset_mode == "subtract":
+            return self.threshold
+        if self._reset_mode == "zero":
+            return v_sum
+        return np.where(self.subtract, self.threshold, v_sum)
+
+    def _step_refractory(self, v_sum):
+        refractory = self.ref > 0
+        spike = (v_sum > self.threshold) & ~refractory
+        v_sum = np.where(spike, v_sum - self._reset_amount(v_sum), v_sum)
+        self.v = np.where(refractory, self.v, v_sum)
+        self.ref = np.where(refractory, self.ref - 1, np.where(spike, self.refractory, 0.0))
+        return spike
+
+
+def accepted_counts(counts, room) -> np.ndarray:
+    """Return the event counts a core accepts when it takes at most `room` events per row.
+
+    Events of a row arrive in ascending axon order, so the first `room` are accepted: axon a
+    keeps min(count, room - events before it), clipped at 0. `room` broadcasts over the rows.
+    """
+    before = np.cumsum(counts, axis=-1) - counts
+    return np.clip(np.asarray(room)[..., None] - before, 0, counts)
 
 
 class CoreModel:
@@ -141,8 +372,8 @@ class CoreModel:
         """Hook: `axons` (int64 array) were accepted into the current step."""
 
     def _weight_sum(self, counts):
-        """Return counts @ weights exactly (float64 BLAS is exact below 2**53; sums < 2**36)."""
-        return (counts.astype(np.float64) @ self.weights.astype(np.float64)).astype(np.int64)
+        """Return counts @ weights exactly as int64 (see `exact_weight_sums`)."""
+        return exact_weight_sums(counts, self.weights).astype(np.int64)
 
     # Time step ------------------------------------------------------------------------------
 
@@ -158,23 +389,74 @@ class CoreModel:
     def run(self, raster) -> np.ndarray:
         """Run one step per row of `raster` (T x A event counts); return spikes as bool T x N.
 
-        Events of a step arrive in ascending axon order (as `events` would take them).
+        Events of a step arrive in ascending axon order (as `events` would take them). Equal to
+        calling `events` and `tick` per row, counters included.
         """
+        counts = self._check_raster(raster, 2)
+        spikes, state, dropped = self._simulate(counts[None])
+        self.v, self.i, self.ref = (x[0].astype(np.int64) for x in state)
+        self.dropped_overflow = min(self.dropped_overflow + int(dropped[0]), COUNTER_MAX)
+        self.acc = np.zeros_like(self.acc)
+        self.events_this_step = 0
+        self.step += len(counts)
+        return spikes[0]
+
+    def run_batch(self, rasters) -> np.ndarray:
+        """Run B independent samples, each from this core's present state; return B x T x N bool.
+
+        `rasters` is B x T x A event counts. Sample b's spikes equal those `run(rasters[b])` would
+        give on a copy of this core; this core's own state and counters do not change, and
+        `batch_dropped` (B,) holds the events each sample lost to `max_events_per_step`.
+        """
+        if type(self)._accepted is not CoreModel._accepted:
+            raise ValueError("a batched run has no plasticity: use run() per sample")
+        spikes, _, self.batch_dropped = self._simulate(self._check_raster(rasters, 3))
+        return spikes
+
+    def _check_raster(self, raster, ndim: int) -> np.ndarray:
         raster = np.asarray(raster)
-        if raster.ndim != 2 or raster.shape[1] != self.cfg.n_axons:
-            raise ValueError(f"raster must have shape (T, {self.cfg.n_axons}), not {raster.shape}")
+        if raster.ndim != ndim or raster.shape[-1] != self.cfg.n_axons:
+            lead = "T" if ndim == 2 else "B, T"
+            raise ValueError(f"raster must have shape ({lead}, {self.cfg.n_axons}), not "
+                             f"{raster.shape}")
+        if not np.issubdtype(raster.dtype, np.integer) and raster.dtype != bool:
+            raise ValueError(f"raster must hold integer event counts, not {raster.dtype}")
         counts = raster.astype(np.int64)
         if counts.size and counts.min() < 0:
             raise ValueError("raster event counts must be >= 0")
-        inputs = self._weight_sum(counts)
-        spikes = np.zeros((len(counts), self.cfg.n_neurons), dtype=bool)
-        for t, row in enumerate(counts):
-            total = int(row.sum())
-            if self.events_this_step + total <= self.cfg.max_events_per_step:
-                self.events_this_step += total
-                self.acc += inputs[t]
-                self._accepted(np.flatnonzero(row))
-            else:
-                self.events(np.repeat(np.arange(self.cfg.n_axons), row))
-            spikes[t, self.tick()] = True
-        return spikes
+        return counts
+
+    #: Steps x samples x neurons simulated per chunk: bounds the input sums held in memory.
+    CHUNK_ELEMENTS = 1 << 18
+
+    def _simulate(self, counts):
+        """Run B x T x A counts from the present state; return spikes B x T x N, the final
+        (v, i, ref) as B x N arrays, and the events each sample dropped."""
+        batch, steps, _ = counts.shape
+        totals = counts.sum(axis=-1)
+        room = np.full((batch, steps), self.cfg.max_events_per_step, dtype=np.int64)
+        if steps:
+            room[:, 0] -= self.events_this_step
+        dropped = np.zeros(batch, dtype=np.int64)
+        if (totals > room).any():
+            accepted = accepted_counts(counts, room)
+            dropped = (counts - accepted).sum(axis=(1, 2))
+            counts, totals = accepted, accepted.sum(axis=-1)
+        sums = WeightSums(self.weights)
+        dtype = sums.dtype(totals.max(initial=0))
+        lif = BatchLIF(self.cfg, self.params, batch, (self.v, self.i, self.ref))
+        spikes = np.empty((steps, batch, self.cfg.n_neurons), dtype=bool)
+        chunk = max(1, self.CHUNK_ELEMENTS // (batch * self.cfg.n_neurons))
+        for start in range(0, steps, chunk):
+            block = np.ascontiguousarray(counts[:, start:start + chunk].transpose(1, 0, 2),
+                                         dtype=dtype)
+            # One 2-D product (a 3-D `@` would run one small product per step).
+            acc = (block.reshape(-1, self.cfg.n_axons) @ sums.weights_as(dtype)).reshape(
+                len(block), batch, self.cfg.n_neurons)
+            bound = float(totals[:, start:start + chunk].max(initial=0)) * sums.largest
+            if start == 0 and self.acc.any():
+                acc = acc.astype(np.float64)
+                acc[0] += self.acc
+                bound += float(np.abs(self.acc).max())
+            spikes[start:start + chunk] = lif.run(acc, bound)
+        return spikes.transpose(1, 0, 2), (lif.v, lif.i, lif.ref), dropped

@@ -233,6 +233,32 @@ def _board_sim(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    """Load a NIR graph, quantise it for the chip and print placement, resources and the
+    quantisation table (docs/deploy.md)."""
+    from spikefab.host.device import parse_config
+    from spikefab.nir import describe, load
+    from spikefab.spec import ChipConfig
+    chip = parse_config(args.config) if args.config else ChipConfig()
+    imported = load(args.model, dt=None if args.dt is None else args.dt * 1e-6, core=chip.core,
+                    weight_percentile=args.percentile)
+    print(describe(imported, chip))
+    return 0
+
+
+def add_import(sub):
+    imp = sub.add_parser("import", help="load a NIR graph and show how it maps onto the chip",
+                         description=_import.__doc__)
+    imp.add_argument("model", type=Path, help="NIR graph file (.nir)")
+    imp.add_argument("--dt", type=int, metavar="US",
+                     help="time step in microseconds (default: the graph's metadata)")
+    imp.add_argument("--percentile", type=float, default=100.0, metavar="P",
+                     help="weight magnitude percentile that sets each scale (default 100: none "
+                          "clipped)")
+    imp.add_argument("--config", metavar="KEY=N,...", help="chip configuration, as for run")
+    imp.set_defaults(func=_import)
+
+
 def _add_device_args(parser):
     parser.add_argument("--device", default="model", metavar="DEVICE", help=DEVICE_HELP)
     parser.add_argument("--config", metavar="KEY=N,...",
@@ -251,7 +277,8 @@ def add_run(sub):
                      help="event file: .aedat4, .raw (EVT2/EVT3), .dat, .es, .csv, .npy "
                           "(default: the bundled sample)")
     run.add_argument("--network", default="bars", metavar="NET",
-                     help="bars (bundled) or a Python file defining network() (default bars)")
+                     help="bars (bundled), a NIR graph (.nir) or a Python file defining "
+                          "network() (default bars)")
     _add_device_args(run)
     enc = run.add_argument_group("encoding (defaults come from the network)")
     enc.add_argument("--dt", type=int, metavar="US", help="time step in microseconds")
@@ -309,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run(sub)
+    add_import(sub)
     add_info(sub)
     add_board_sim(sub)
     demo = sub.add_parser("demo", help="run a random network on the model and the gateware",

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "CoreConfig", "ResetMode", "NeuronParams", "Field",
-    "param_fields", "state_fields", "pack_fields", "unpack_fields",
+    "param_fields", "state_fields", "integer_array", "pack_fields", "unpack_fields",
     "pack_weight_word", "unpack_weight_word", "decay_from_float", "decay_from_tau",
     "saturate", "mul_decay",
 ]
@@ -32,6 +32,29 @@ class ResetMode(IntEnum):
 def _check_range(name: str, value, lo: int, hi: int):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+
+
+def integer_array(name: str, value) -> np.ndarray:
+    """Return `value` as an int64 array; raise `ValueError` if any element is not a whole number.
+
+    Whole-valued floats (3.0) are accepted; 2.5, NaN or a string are not: a parameter is never
+    truncated into a different value.
+    """
+    try:
+        array = np.asarray(value)
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer or an array of integers, not {value!r}") \
+            from None
+    if np.issubdtype(array.dtype, np.floating):
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not whole.all():
+            bad = array[~whole].flat[0]
+            raise ValueError(f"{name} must be whole numbers, not {bad!r} (round it yourself, "
+                             f"the core takes integers)")
+    return array.astype(np.int64)
 
 
 def _ceil_log2(n: int) -> int:
@@ -161,7 +184,7 @@ def pack_fields(layout: list[Field], values: dict) -> int:
     """Pack integer field values into one word; raise `ValueError` for a value out of range."""
     word, shift = 0, 0
     for f in layout:
-        value = int(values[f.name])
+        value = int(integer_array(f"field {f.name}", values[f.name]))
         lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed \
             else (0, (1 << f.width) - 1)
         if not lo <= value <= hi:
@@ -188,7 +211,7 @@ def pack_weight_word(cfg: CoreConfig, weights) -> int:
     lo, hi = cfg.weight_range
     word = 0
     for k, w in enumerate(weights):
-        w = int(w)
+        w = int(integer_array("weight", w))
         if not lo <= w <= hi:
             raise ValueError(f"weight must be in {lo}..{hi}, not {w}")
         word |= (w & ((1 << cfg.weight_width) - 1)) << (k * cfg.weight_width)
@@ -225,29 +248,40 @@ class NeuronParams:
     @classmethod
     def uniform(cls, cfg: CoreConfig, *, alpha=0, beta=None, threshold=None, bias=0,
                 refractory=0, reset=ResetMode.ZERO) -> "NeuronParams":
-        """Return parameters that are the same for every neuron, then validate them."""
+        """Return parameters that are the same for every neuron, then validate them.
+
+        Defaults: beta = 15/16, threshold = 64 maximal weights, or half of Vmax when that is
+        smaller. A threshold above Vmax raises `ValueError` (V saturates at Vmax, so the neuron
+        could never fire); threshold = Vmax is allowed and means a neuron that never fires.
+        """
         n = cfg.n_neurons
         beta = cfg.decay_one * 15 // 16 if beta is None else beta
-        threshold = 64 * (1 << (cfg.weight_width - 1)) if threshold is None else threshold
-        threshold = min(threshold, cfg.voltage_range[1])
+        if threshold is None:
+            threshold = min(64 << (cfg.weight_width - 1), cfg.voltage_range[1] // 2)
         values = dict(alpha=alpha, beta=beta, threshold=threshold, bias=bias,
-                      refractory=refractory, reset=int(reset))
-        params = cls(**{k: np.full(n, v, dtype=np.int64) for k, v in values.items()})
+                      refractory=refractory, reset=reset)
+        params = cls(**{k: np.full(n, int(integer_array(k, v)), dtype=np.int64)
+                        for k, v in values.items()})
         params.validate(cfg)
         return params
 
-    def validate(self, cfg: CoreConfig):
-        """Raise `ValueError` naming the field and its allowed range if anything is out of range."""
+    def validate(self, cfg: CoreConfig, n_neurons: int | None = None):
+        """Raise `ValueError` naming the field and its allowed range if anything is out of range.
+
+        Every field must hold `n_neurons` values (default: the core's N).
+        """
+        n = cfg.n_neurons if n_neurons is None else n_neurons
         for f in param_fields(cfg):
-            array = np.asarray(getattr(self, f.name))
-            if array.shape != (cfg.n_neurons,):
-                raise ValueError(f"{f.name} must have shape ({cfg.n_neurons},), not {array.shape}")
+            array = integer_array(f.name, getattr(self, f.name))
+            if array.shape != (n,):
+                raise ValueError(f"{f.name} must have shape ({n},), not {array.shape}")
             lo, hi = cfg.range_of(f.width, f.signed)
             if f.name in ("alpha", "beta"):
                 hi = cfg.decay_one
             if array.size and (array.min() < lo or array.max() > hi):
                 raise ValueError(f"{f.name} must be in {lo}..{hi}; got values "
-                                 f"{array.min()}..{array.max()}")
+                                 f"{array.min()}..{array.max()}"
+                                 + _threshold_hint(cfg, f.name, array.max()))
 
     def word(self, cfg: CoreConfig, neuron: int) -> int:
         """Return neuron `neuron`'s packed parameter word."""
@@ -255,13 +289,29 @@ class NeuronParams:
                                                for f in param_fields(cfg)})
 
 
+def _threshold_hint(cfg: CoreConfig, name: str, largest) -> str:
+    if name != "threshold" or largest <= cfg.voltage_range[1]:
+        return ""
+    return (f" (V saturates at {cfg.voltage_range[1]} with voltage_width={cfg.voltage_width}, "
+            f"so this neuron could never fire: scale weights and threshold down, or widen V)")
+
+
 # Float conversions ------------------------------------------------------------------------------
 
 def decay_from_float(cfg: CoreConfig, factor: float) -> int:
-    """Convert a decay factor in [0, 1] to the integer round(factor * 2**F)."""
+    """Convert a decay factor in [0, 1] to the integer round(factor * 2**F).
+
+    A leaky factor (below 1) that would round to exactly 2**F, i.e. no decay at all, raises
+    `ValueError`: rounding must not turn a leaky neuron into an integrator.
+    """
     if not 0.0 <= factor <= 1.0:
         raise ValueError(f"decay factor must be in 0..1, not {factor!r}")
-    return int(round(factor * cfg.decay_one))
+    value = int(round(factor * cfg.decay_one))
+    if factor < 1.0 and value == cfg.decay_one:
+        raise ValueError(f"decay factor {factor!r} rounds to 1 (no decay) with decay_width="
+                         f"{cfg.decay_width}; factors above {1 - 0.5 / cfg.decay_one} need more "
+                         f"fraction bits (tau above ~{2 * cfg.decay_one} steps)")
+    return value
 
 
 def decay_from_tau(cfg: CoreConfig, tau: float, dt: float) -> int:
@@ -333,7 +383,7 @@ class ChipConfig:
         if plastic is True or plastic is False:
             plastic = tuple(range(self.n_cores)) if plastic else ()
         try:
-            cores = tuple(sorted({int(c) for c in plastic}))
+            cores = tuple(sorted({int(integer_array("core", c)) for c in plastic}))
         except (TypeError, ValueError):
             raise ValueError(f"plastic must be True, False or core indices, not {plastic!r}") \
                 from None

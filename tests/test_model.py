@@ -138,3 +138,25 @@ def test_state_word_roundtrip():
     other = model_with()
     other.write_state_word(2, word)
     assert (other.v[2], other.i[2], other.ref[2]) == (-32768, 32767, 15)
+
+
+def test_network_parameters_are_checked_when_added():
+    from spikefab.host.network import Network
+    net = Network()
+    with pytest.raises(ValueError, match="hidden.threshold must be whole numbers"):
+        net.add_population("hidden", 3, threshold=10.5)
+    with pytest.raises(ValueError, match=r"hidden.bias must be one integer or 3 of them"):
+        net.add_population("hidden", 3, bias=[1, 2])
+    net.add_population("hidden", 3, threshold=[10, 20, 40000])
+    with pytest.raises(ValueError, match="could never fire"):
+        net.reference(SMALL, {}, 1)
+
+
+def test_subtract_reset_tests_the_sum_before_subtracting_again():
+    # docs/numerics.md, Relation to snnTorch: beta = 0.5, inputs [2.5, 0.5, 0, 0] thresholds
+    # spike at steps 0 and 1 here (snnTorch with reset_delay=False spikes only at step 0).
+    m = model_with(alpha=0, beta=HALF, threshold=100, reset=ResetMode.SUBTRACT)
+    m.weights[0, 0], m.weights[1, 0] = 125, 50
+    raster = np.array([[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    assert list(m.run(raster)[:, 0]) == [True, True, False, False]
+    assert m.v[0] == 6  # V: 250 - 100 = 150; 75 + 50 - 100 = 25; 12; 6

@@ -3,8 +3,10 @@
 import pytest
 
 from spikefab.spec import (
+    ChipConfig,
     CoreConfig,
     Field,
+    NeuronParams,
     decay_from_float,
     decay_from_tau,
     pack_fields,
@@ -57,3 +59,41 @@ def test_float_conversions():
     assert decay_from_tau(cfg, tau=20.0, dt=1.0) == 3896  # exp(-1/20) * 4096 = 3896.2
     with pytest.raises(ValueError, match="decay factor must be in 0..1"):
         decay_from_float(cfg, 1.5)
+
+
+def test_a_threshold_above_the_membrane_maximum_is_an_error_not_a_clamp():
+    # V saturates at Vmax and the spike test is V > threshold: a threshold above Vmax (once
+    # silently clamped to Vmax) makes a neuron that can never fire.
+    cfg = CoreConfig(n_neurons=4, n_axons=4, weights_per_word=1, voltage_width=8)
+    with pytest.raises(ValueError, match=r"threshold must be in 0..127.*could never fire"):
+        NeuronParams.uniform(cfg, threshold=200)
+    assert NeuronParams.uniform(cfg, threshold=127).threshold[0] == 127  # allowed: never fires
+    assert NeuronParams.uniform(cfg).threshold[0] == 63  # the default fits: half of Vmax
+    assert NeuronParams.uniform(CoreConfig()).threshold[0] == 64 * 128  # as before
+
+
+@pytest.mark.parametrize("name, value", [("threshold", 100.5), ("bias", 0.25), ("reset", 1.5),
+                                         ("beta", float("nan")), ("alpha", "3")])
+def test_parameters_are_never_truncated(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        NeuronParams.uniform(CoreConfig(), **{name: value})
+    assert NeuronParams.uniform(CoreConfig(), threshold=100.0).threshold[0] == 100
+
+
+def test_packing_and_plastic_cores_refuse_fractions():
+    with pytest.raises(ValueError, match="weight must be whole numbers"):
+        pack_weight_word(CoreConfig(), [1.5, 0])
+    with pytest.raises(ValueError, match="field b must be whole numbers"):
+        pack_fields([Field("b", 3, False)], {"b": 2.5})
+    with pytest.raises(ValueError, match="plastic must be True, False or core indices"):
+        ChipConfig(plastic=(1.5,))
+
+
+def test_a_leaky_decay_never_rounds_to_no_decay():
+    cfg = CoreConfig()  # F = 12
+    assert decay_from_float(cfg, 1 - 0.6 / 4096) == 4095  # 4095.4
+    with pytest.raises(ValueError, match="rounds to 1"):
+        decay_from_float(cfg, 1 - 0.4 / 4096)  # 4095.6
+    with pytest.raises(ValueError, match="rounds to 1 \\(no decay\\)"):
+        decay_from_tau(cfg, tau=100_000.0, dt=1.0)
+    assert decay_from_tau(cfg, tau=4000.0, dt=1.0) == 4095

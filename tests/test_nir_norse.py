@@ -1,0 +1,45 @@
+"""The NIR import against Norse's own NIR import (optional: torch, `norse==1.1.0 --no-deps`,
+`nirtorch==2.6`; see ../shared/TOOLCHAIN.md). Without them the test skips and says so.
+
+Same graph, same dt: Norse integrates it with forward Euler in float32; spikefab quantises it
+(weights on a grid the scale represents exactly, a threshold of a whole number of units) and
+runs the golden model. The chip delivers each population hop one step later, so the output
+layer's spikes are compared shifted by one step.
+"""
+
+import numpy as np
+import pytest
+
+from spikefab.nir import load
+from spikefab.spec import CoreConfig
+
+torch = pytest.importorskip("torch", reason="torch (optional extra) is not installed")
+norse = pytest.importorskip("norse", reason="norse (optional, --no-deps) is not installed",
+                            exc_type=ImportError)
+
+DT = 1e-3
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_spikes_equal_norses_import_one_step_later(seed):
+    from test_nir import lif_graph
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-40, 128, (16, 32)) / 127.0
+    w1[0, 0] = 1.0
+    w2 = rng.integers(-40, 128, (3, 16)) / 127.0
+    w2[0, 0] = 1.0
+    graph = lif_graph(w1, w2, tau=DT * 16, threshold=0.125, r=1.0)   # Norse assumes r = 1
+    x = (rng.random((300, 32)) < 0.15).astype(np.int64)
+    executor = norse.torch.from_nir(graph, dt=DT)
+    state, theirs = None, []
+    with torch.no_grad():
+        for row in x:
+            out, state = executor(torch.tensor(row[None], dtype=torch.float32), state)
+            theirs.append(out.numpy()[0] > 0)
+    theirs = np.array(theirs)
+    ours = load(graph, dt=DT).network.reference(CoreConfig(), {"input": x})["lif2"]
+    assert theirs.sum() > 100
+    agreement = (ours[1:] == theirs[:-1]).mean()
+    print(f"agreement {agreement:.4f}, spikes {ours.sum()} vs {theirs.sum()}")
+    assert agreement >= 0.99
