@@ -40,7 +40,8 @@ __all__ = [
     "Status", "REPLY_FLAG",
     "ERROR_OP", "crc16", "encode_frame", "decode_frame", "FrameError", "request", "HOST_CORE",
     "Access", "ItemKind", "ITEMS", "Request", "REQUESTS", "item_bytes", "pack_items",
-    "unpack_items", "IDENTIFY_FIELDS", "STATUS_FIELDS", "STATUS_CORE_FIELDS",
+    "unpack_items", "pack_struct", "unpack_struct", "fields_bytes", "struct_format",
+    "IDENTIFY_FIELDS", "STATUS_FIELDS", "STATUS_CORE_FIELDS",
     "LEARN_OPS", "LEARN_HEAD", "learn_item_bytes", "learn_depth",
 ]
 
@@ -218,7 +219,8 @@ class ItemKind:
     bits: Callable[[ChipConfig], int] | None = None
     by_region: bool = False
 
-    def nbytes(self, cfg: ChipConfig, region: int | None = None) -> int:
+    def nbytes(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
+        """Bytes of one item (`cfg` is needed for packed words and LEARN items only)."""
         if self.by_region:
             if region is None:
                 raise ValueError(f"the size of a {self.name} item depends on its region")
@@ -248,7 +250,7 @@ ITEMS = {kind.name: kind for kind in (
 )}
 
 
-def item_bytes(cfg: ChipConfig, kind: str, region: int | None = None) -> int:
+def item_bytes(cfg: ChipConfig | None, kind: str, region: int | None = None) -> int:
     """Bytes of one item of `kind` (an `ITEMS` key) on a chip of `cfg`; "learn" needs `region`."""
     return ITEMS[kind].nbytes(cfg, region)
 
@@ -320,10 +322,10 @@ class Request:
     def unpack_reply(self, data: bytes) -> dict:
         return unpack_struct(self.reply, data)
 
-    def item_bytes(self, cfg: ChipConfig, region: int | None = None) -> int:
+    def item_bytes(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
         return item_bytes(cfg, self.item, region)
 
-    def max_items(self, cfg: ChipConfig, region: int | None = None) -> int:
+    def max_items(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
         """Most items one frame carries: a WRITE's request, a READ's reply (`MAX_PAYLOAD`)."""
         room = MAX_PAYLOAD - 2 - self.head_bytes if self.access is Access.WRITE else \
             MAX_PAYLOAD - 3 - self.reply_bytes
@@ -385,7 +387,7 @@ STATUS_FORMAT = struct_format(STATUS_FIELDS)
 STATUS_CORE_FORMAT = struct_format(STATUS_CORE_FIELDS)
 #: One FETCH entry (step u32, source u16) and the most entries one reply holds.
 FETCH_ENTRY_FORMAT = struct_format(ITEMS["spike"].fields)
-FETCH_MAX = REQUESTS[Op.FETCH].max_items(None)
+FETCH_MAX = REQUESTS[Op.FETCH].max_items()
 
 
 def identify_values(cfg: ChipConfig) -> dict:
