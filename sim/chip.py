@@ -285,11 +285,17 @@ class ChipModel:
             self.route_start[source], self.route_count[source] = start, count
         return b""
 
+    def _read_records(self, head, kind: str, depth: int, **columns) -> bytes:
+        """A READ of record items `kind` whose fields are the arrays `columns`, by name."""
+        item = P.ITEMS[kind]
+        rows = self._table_range(head["first"], head["count"], depth)
+        return P.pack_items([item.word(**{name: int(column[r]) for name, column in
+                                          columns.items()}) for r in rows],
+                            item.nbytes(self.cfg))
+
     def _read_route_index(self, head, items) -> bytes:
-        index = P.ITEMS["index"]
-        sources = self._table_range(head["first"], head["count"], self.cfg.n_sources)
-        return P.pack_items([index.word(start=self.route_start[s], count=self.route_count[s])
-                             for s in sources], index.nbytes(self.cfg))
+        return self._read_records(head, "index", self.cfg.n_sources, start=self.route_start,
+                                  count=self.route_count)
 
     def _write_route_dest(self, head, words) -> bytes:
         entries = self._table_range(head["first"], len(words), self.cfg.route_entries)
@@ -305,10 +311,8 @@ class ChipModel:
         return b""
 
     def _read_route_dest(self, head, items) -> bytes:
-        dest = P.ITEMS["dest"]
-        entries = self._table_range(head["first"], head["count"], self.cfg.route_entries)
-        return P.pack_items([dest.word(core=self.dest_core[e], axon=self.dest_axon[e])
-                             for e in entries], dest.nbytes(self.cfg))
+        return self._read_records(head, "dest", self.cfg.route_entries, core=self.dest_core,
+                                  axon=self.dest_axon)
 
     def _write_regs(self, head, values) -> bytes:
         first = head["first"]
@@ -319,9 +323,7 @@ class ChipModel:
         return b""
 
     def _read_regs(self, head, items) -> bytes:
-        return P.pack_items([self.regs[r] for r in
-                             self._table_range(head["first"], head["count"], P.N_REGS)],
-                            self._bytes("reg"))
+        return self._read_records(head, "reg", P.N_REGS, value=self.regs)
 
     # Learning (plastic cores).
 
