@@ -41,10 +41,11 @@ __all__ = ["Chip"]
 
 Op = P.Op
 
-# Every request's layout comes from `protocol.REQUESTS`. Requests with states of their own
-# (their head, if any, is loaded first); every other request is a bulk WRITE (head, then items
-# counted, checked, then applied) or a block READ (head ending in `count`) of its item kind,
-# except the plastic-only ones (`_dispatch_learn`: their item size depends on the region).
+# Every request's layout comes from `protocol.REQUESTS`. The requests of `OWN_STATES` go to
+# states of their own (after their head, if any, is loaded); every other one is a bulk WRITE
+# (head, then items counted, checked, then applied) or a block READ (a head ending in `count`)
+# of its item kind, the plastic-only ones through `_dispatch_learn` (their item size depends on
+# the region named in their head).
 OWN_STATES = {Op.IDENTIFY: "IDENTIFY", Op.READ_STATUS: "STATUS", Op.RESET: "RESET",
               Op.TICK: "TICK_ARG", Op.FETCH: "FETCH_ARG"}
 _BULK = [r for r in P.REQUESTS.values() if r.op not in OWN_STATES and not r.plastic]
