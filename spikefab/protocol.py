@@ -304,9 +304,6 @@ class Request:
         """Bytes of the reply's fixed fields (READ_STATUS: without the per-core part)."""
         return fields_bytes(self.reply)
 
-    def field(self, name: str) -> Field:
-        return next(f for f in self.head if f.name == name)
-
     def pack_head(self, **values) -> bytes:
         """The head's bytes; raise `ValueError` for a missing or out-of-range field."""
         return pack_struct(self.head, **values)
