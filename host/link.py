@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from spikefab import protocol as P
-from spikefab.spec import ChipConfig, CoreConfig, param_fields, state_fields, word_width
+from spikefab.spec import ChipConfig, CoreConfig
 
 from .errors import ChipError, LinkError
 from .transport import UART_WINDOW, ModelTransport, RecordingTransport, SerialTransport
@@ -112,141 +112,138 @@ class ChipClient:
 
     # Identity and control --------------------------------------------------------------------
 
+    @staticmethod
+    def _fixed(op: P.Op, data: bytes, fields) -> dict:
+        """Decode reply data that must be exactly `fields`; `LinkError` if its length differs."""
+        if len(data) != P.fields_bytes(fields):
+            raise LinkError(f"reply to {op.name} has {len(data)} data bytes, not "
+                            f"{P.fields_bytes(fields)}")
+        return P.unpack_struct(fields, data)
+
     def identify(self) -> Identity:
-        data = self.call(P.Op.IDENTIFY)
-        (version, n_cores, n_neurons, n_axons, n_inputs, k, ww, wi, wv, f, wr, sw, cap,
-         entries, host_events, host_buffer, max_payload) = struct.unpack(P.IDENTIFY_FORMAT, data)
-        if version != P.VERSION:
-            raise LinkError(f"chip speaks protocol version {version}, host {P.VERSION}")
-        core = CoreConfig(n_neurons=n_neurons, n_axons=n_axons, weights_per_word=k,
-                          weight_width=ww, current_width=wi, voltage_width=wv, decay_width=f,
-                          refractory_width=wr, step_width=sw, max_events_per_step=cap)
-        return Identity(version, ChipConfig(core=core, n_cores=n_cores, n_inputs=n_inputs,
-                                            route_entries=entries,
-                                            max_host_events=host_events,
-                                            host_buffer=host_buffer), max_payload)
+        values = self._fixed(P.Op.IDENTIFY, self.call(P.Op.IDENTIFY), P.IDENTIFY_FIELDS)
+        if values["version"] != P.VERSION:
+            raise LinkError(f"chip speaks protocol version {values['version']}, host {P.VERSION}")
+        core = CoreConfig(**{f.name: values[f.name] for f in fields(CoreConfig)})
+        chip = {f.name: values[f.name] for f in fields(ChipConfig) if f.name in values}
+        return Identity(values["version"], ChipConfig(core=core, **chip), values["max_payload"])
 
     def status(self) -> dict:
         data = self.call(P.Op.READ_STATUS)
-        names = ("step", "host_events", "host_pending", "host_dropped", "crc_errors",
-                 "frame_errors", "uart_framing_errors", "uart_overflows")
-        head = struct.calcsize(P.STATUS_FORMAT)
-        status = dict(zip(names, struct.unpack(P.STATUS_FORMAT, data[:head])))
-        status["cores"] = [dict(zip(("dropped_bad_axon", "dropped_overflow"),
-                                    struct.unpack("<II", data[i:i + 8])))
-                           for i in range(head, len(data), 8)]
+        head, per_core = P.fields_bytes(P.STATUS_FIELDS), P.fields_bytes(P.STATUS_CORE_FIELDS)
+        status = self._fixed(P.Op.READ_STATUS, data[:head], P.STATUS_FIELDS)
+        status["cores"] = [self._fixed(P.Op.READ_STATUS, data[i:i + per_core],
+                                       P.STATUS_CORE_FIELDS)
+                           for i in range(head, len(data), per_core)]
         return status
 
     def reset(self):
         self.call(P.Op.RESET)
 
-    # Bulk memories ---------------------------------------------------------------------------
+    # Bulk memories: every WRITE / READ request of `protocol.REQUESTS`, split into frames -------
 
-    def _write_words(self, op, head: bytes, first: int, words, nbytes: int, first_fmt: str):
-        per_frame = (P.MAX_PAYLOAD - 2 - len(head) - struct.calcsize(first_fmt)) // nbytes
+    def _write_items(self, op: P.Op, first: int, words, **head):
+        """Write `words` from address `first` on; `head`: the request's other head fields."""
+        request, words = P.REQUESTS[op], list(words)
+        nbytes = request.item_bytes(self.config, head.get("region"))
+        per_frame = request.max_items(self.config, head.get("region"))
         for i in range(0, len(words), per_frame):
-            chunk = words[i:i + per_frame]
-            self.call(op, head + struct.pack(first_fmt, first + i) +
-                      b"".join(int(w).to_bytes(nbytes, "little") for w in chunk))
+            self.call(op, request.pack_head(**head, first=first + i) +
+                      P.pack_items(words[i:i + per_frame], nbytes))
 
-    def _read_words(self, op, head: bytes, first: int, count: int, nbytes: int, first_fmt: str):
-        per_frame = (P.MAX_PAYLOAD - 3) // nbytes
+    def _read_items(self, op: P.Op, first: int, count: int, **head) -> list[int]:
+        request = P.REQUESTS[op]
+        nbytes = request.item_bytes(self.config, head.get("region"))
+        per_frame = request.max_items(self.config, head.get("region"))
         words = []
         for i in range(0, count, per_frame):
             n = min(per_frame, count - i)
-            data = self.call(op, head + struct.pack(first_fmt, first + i) + struct.pack("<H", n))
-            words += [int.from_bytes(data[j:j + nbytes], "little")
-                      for j in range(0, len(data), nbytes)]
+            data = self.call(op, request.pack_head(**head, first=first + i, count=n))
+            if len(data) != n * nbytes:
+                raise LinkError(f"reply to {op.name} has {len(data)} data bytes for {n} items "
+                                f"of {nbytes}")
+            words += P.unpack_items(data, nbytes)
         return words
 
-    def _word_bytes(self, kind: str) -> int:
-        core = self.config.core
-        bits = {"weights": core.weights_per_word * core.weight_width,
-                "params": word_width(param_fields(core)),
-                "state": word_width(state_fields(core))}[kind]
-        return P.word_bytes(bits)
-
     def write_weights(self, core: int, first_word: int, words):
-        self._write_words(P.Op.WRITE_WEIGHTS, bytes([core]), first_word, list(words),
-                          self._word_bytes("weights"), "<I")
+        self._write_items(P.Op.WRITE_WEIGHTS, first_word, words, core=core)
 
     def read_weights(self, core: int, first_word: int, count: int) -> list[int]:
-        return self._read_words(P.Op.READ_WEIGHTS, bytes([core]), first_word, count,
-                                self._word_bytes("weights"), "<I")
+        return self._read_items(P.Op.READ_WEIGHTS, first_word, count, core=core)
 
     def write_params(self, core: int, first: int, words):
-        self._write_words(P.Op.WRITE_PARAMS, bytes([core]), first, list(words),
-                          self._word_bytes("params"), "<H")
+        self._write_items(P.Op.WRITE_PARAMS, first, words, core=core)
 
     def read_params(self, core: int, first: int, count: int) -> list[int]:
-        return self._read_words(P.Op.READ_PARAMS, bytes([core]), first, count,
-                                self._word_bytes("params"), "<H")
+        return self._read_items(P.Op.READ_PARAMS, first, count, core=core)
 
     def write_state(self, core: int, first: int, words):
-        self._write_words(P.Op.WRITE_STATE, bytes([core]), first, list(words),
-                          self._word_bytes("state"), "<H")
+        self._write_items(P.Op.WRITE_STATE, first, words, core=core)
 
     def read_state(self, core: int, first: int, count: int) -> list[int]:
-        return self._read_words(P.Op.READ_STATE, bytes([core]), first, count,
-                                self._word_bytes("state"), "<H")
+        return self._read_items(P.Op.READ_STATE, first, count, core=core)
 
     def write_route_index(self, first: int, entries):
         """entries: (start, count) pairs for sources first, first + 1, ..."""
-        words = [start | (count << 16) for start, count in entries]
-        self._write_words(P.Op.WRITE_ROUTE_INDEX, b"", first, words, 4, "<H")
+        index = P.ITEMS["index"]
+        self._write_items(P.Op.WRITE_ROUTE_INDEX, first,
+                          [index.word(start=start, count=count) for start, count in entries])
 
     def read_route_index(self, first: int, count: int) -> list[tuple[int, int]]:
-        words = self._read_words(P.Op.READ_ROUTE_INDEX, b"", first, count, 4, "<H")
-        return [(w & 0xFFFF, w >> 16) for w in words]
+        words = self._read_items(P.Op.READ_ROUTE_INDEX, first, count)
+        return [P.ITEMS["index"].values(w) for w in words]
 
     def write_regs(self, first: int, values):
         """Write 32-bit chip registers first, first + 1, ... (`protocol.Reg`)."""
-        self._write_words(P.Op.WRITE_REGS, b"", first, list(values), 4, "<H")
+        self._write_items(P.Op.WRITE_REGS, first, values)
 
     def read_regs(self, first: int, count: int) -> list[int]:
-        return self._read_words(P.Op.READ_REGS, b"", first, count, 4, "<H")
+        return self._read_items(P.Op.READ_REGS, first, count)
 
     def write_route_dest(self, first: int, dests):
         """dests: (core, axon) pairs; core `protocol.HOST_CORE` sends to the host."""
-        words = [core | (axon << 8) for core, axon in dests]
-        self._write_words(P.Op.WRITE_ROUTE_DEST, b"", first, words, 3, "<H")
+        dest = P.ITEMS["dest"]
+        self._write_items(P.Op.WRITE_ROUTE_DEST, first,
+                          [dest.word(core=core, axon=axon) for core, axon in dests])
 
     def read_route_dest(self, first: int, count: int) -> list[tuple[int, int]]:
-        words = self._read_words(P.Op.READ_ROUTE_DEST, b"", first, count, 3, "<H")
-        return [(w & 0xFF, w >> 8) for w in words]
+        words = self._read_items(P.Op.READ_ROUTE_DEST, first, count)
+        return [P.ITEMS["dest"].values(w) for w in words]
 
     # Learning (plastic cores) ----------------------------------------------------------------
 
     def write_learn(self, core: int, region: int, first: int, words):
         """Write words of LEARN region `region` (`spikefab.learning.Region`) of a plastic
         core from address `first` on (WRITE_LEARN, split into frames)."""
-        self._write_words(P.Op.WRITE_LEARN, bytes([core, int(region)]), first, list(words),
-                          P.learn_item_bytes(self.config.core, region), "<I")
+        self._write_items(P.Op.WRITE_LEARN, first, words, core=core, region=int(region))
 
     def read_learn(self, core: int, region: int, first: int, count: int) -> list[int]:
-        return self._read_words(P.Op.READ_LEARN, bytes([core, int(region)]), first, count,
-                                P.learn_item_bytes(self.config.core, region), "<I")
+        return self._read_items(P.Op.READ_LEARN, first, count, core=core, region=int(region))
 
     # Running ---------------------------------------------------------------------------------
 
     def input(self, inputs):
         """Send input events (host input ids) for the current step, split into frames."""
         ids = [int(i) for i in inputs]
-        per_frame = (P.MAX_PAYLOAD - 2) // 2
+        request = P.REQUESTS[P.Op.INPUT]
+        per_frame, nbytes = request.max_items(self.config), request.item_bytes(self.config)
         for i in range(0, len(ids), per_frame):
-            self.call(P.Op.INPUT, struct.pack(f"<{len(ids[i:i + per_frame])}H",
-                                              *ids[i:i + per_frame]))
+            self.call(P.Op.INPUT, P.pack_items(ids[i:i + per_frame], nbytes))
 
     def tick(self, steps: int = 1) -> int:
-        return struct.unpack("<I", self.call(P.Op.TICK, struct.pack("<H", steps)))[0]
+        return self._step(self.call(P.Op.TICK, P.REQUESTS[P.Op.TICK].pack_head(steps=steps)))
+
+    @staticmethod
+    def _step(data: bytes) -> int:
+        """The step counter of a TICK reply's data."""
+        return ChipClient._fixed(P.Op.TICK, data, P.REQUESTS[P.Op.TICK].reply)["step"]
 
     def fetch(self, limit: int = 0xFFFF) -> list[tuple[int, int]]:
         """Return up to `limit` buffered output spikes as (step, source), oldest first."""
         out, per_frame = [], P.FETCH_MAX
         while len(out) < limit:
             want = min(limit - len(out), 0xFFFF)
-            data = self.call(P.Op.FETCH, struct.pack("<H", want))
-            got = self.decode_fetch(data)
+            got = self.decode_fetch(self.call(P.Op.FETCH, _fetch_head(want)))
             out += got
             if len(got) < min(want, per_frame):     # the buffer is empty now
                 break
@@ -254,9 +251,13 @@ class ChipClient:
 
     @staticmethod
     def decode_fetch(data: bytes) -> list[tuple[int, int]]:
-        """The (step, source) pairs of a FETCH reply's data."""
-        count = struct.unpack("<H", data[:2])[0]
-        return [struct.unpack_from(P.FETCH_ENTRY_FORMAT, data, 2 + 6 * j) for j in range(count)]
+        """The (step, source) pairs of a FETCH reply's data (`LinkError` if it is malformed)."""
+        fetch = P.REQUESTS[P.Op.FETCH]
+        head = fetch.reply_bytes
+        count = fetch.unpack_reply(data)["n"] if len(data) >= head else -1
+        if len(data) != head + count * fetch.item_bytes():
+            raise LinkError(f"FETCH reply of {len(data)} data bytes does not hold its entries")
+        return list(struct.iter_unpack(P.FETCH_ENTRY_FORMAT, data[head:]))
 
     # Pipelined running (no wait for replies; see the module docstring) ----------------------
 
@@ -279,11 +280,15 @@ class ChipClient:
     def send_tick(self, steps: int = 1, on_step=None):
         """Run `steps` (1..65535) time steps without waiting; `on_step(step)` gets the chip's
         step counter after them."""
-        self.send(P.Op.TICK, struct.pack("<H", steps),
-                  None if on_step is None else lambda data: on_step(struct.unpack("<I", data)[0]))
+        self.send(P.Op.TICK, P.REQUESTS[P.Op.TICK].pack_head(steps=steps),
+                  None if on_step is None else lambda data: on_step(self._step(data)))
 
     def send_fetch(self, limit: int, on_spikes):
         """Ask for up to `limit` (<= FETCH_MAX) buffered output spikes without waiting;
         `on_spikes(pairs)` gets their (step, source) pairs, oldest first."""
-        self.send(P.Op.FETCH, struct.pack("<H", limit),
+        self.send(P.Op.FETCH, _fetch_head(limit),
                   lambda data: on_spikes(self.decode_fetch(data)))
+
+
+def _fetch_head(limit: int) -> bytes:
+    return P.REQUESTS[P.Op.FETCH].pack_head(max=limit)

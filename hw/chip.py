@@ -18,7 +18,7 @@ into the spike buffer, then routed; the step ends when the router has delivered 
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,7 +32,7 @@ from .arith import bump
 from .core import LIFCore
 from .delivery import Delivery
 from .framing import FrameReceiver, FrameTransmitter
-from .layouts import ConfigSpace, CoreOp, SpikeKind
+from .layouts import ConfigSpace, CoreOp, SpikeKind, param_layout, struct_of
 from .plasticity import register_ok
 from .router import Router
 from .synapse import synapse_word_bits
@@ -41,24 +41,45 @@ __all__ = ["Chip"]
 
 Op = P.Op
 
-# Requests whose arguments are a head followed by fixed-size items, written to some memory.
-#   op: (head bytes, what the items are)
-BULK_WRITES = {
-    Op.WRITE_WEIGHTS: (5, "weights"), Op.WRITE_PARAMS: (3, "params"),
-    Op.WRITE_STATE: (3, "state"), Op.WRITE_ROUTE_INDEX: (2, "index"),
-    Op.WRITE_ROUTE_DEST: (2, "dest"), Op.INPUT: (0, "input"), Op.INPUT8: (0, "input8"),
-    Op.WRITE_REGS: (2, "reg"),
-}
-# Requests that read `count` items: op: (exact argument length, what the items are)
-BLOCK_READS = {
-    Op.READ_WEIGHTS: (7, "weights"), Op.READ_PARAMS: (5, "params"),
-    Op.READ_STATE: (5, "state"), Op.READ_ROUTE_INDEX: (4, "index"),
-    Op.READ_ROUTE_DEST: (4, "dest"), Op.READ_REGS: (4, "reg"),
-}
-KINDS = ["weights", "params", "state", "index", "dest", "input", "input8", "reg",
-         "learn"]   # "learn" (WRITE_LEARN / READ_LEARN items) exists only on plastic chips
+# Every request's layout comes from `protocol.REQUESTS`. The requests of `OWN_STATES` go to
+# states of their own (after their head, if any, is loaded); every other one is a bulk WRITE
+# (head, then items counted, checked, then applied) or a block READ (a head ending in `count`)
+# of its item kind, the plastic-only ones through `_dispatch_learn` (their item size depends on
+# the region named in their head).
+OWN_STATES = {Op.IDENTIFY: "IDENTIFY", Op.READ_STATUS: "STATUS", Op.RESET: "RESET",
+              Op.TICK: "TICK_ARG", Op.FETCH: "FETCH_ARG"}
+_BULK = [r for r in P.REQUESTS.values() if r.op not in OWN_STATES and not r.plastic]
+BULK_WRITES = [r for r in _BULK if r.access is P.Access.WRITE]
+BLOCK_READS = [r for r in _BULK if r.access is P.Access.READ]
+#: The item kinds of the bulk requests, in table order: the values of the engine's `kind`.
+#: The plastic-only kinds come last and exist only on plastic chips.
+KINDS = list(dict.fromkeys([r.item for r in _BULK] +
+                           [r.item for r in P.REQUESTS.values() if r.plastic]))
+PLASTIC_KINDS = {r.item for r in P.REQUESTS.values() if r.plastic}
+#: Kinds of WRITEs that may carry no item at all (INPUT, INPUT8).
+EMPTY_OK = [r.item for r in BULK_WRITES if r.min_items == 0]
 SPACES = {"weights": ConfigSpace.WEIGHTS, "params": ConfigSpace.PARAMS,
           "state": ConfigSpace.STATE}
+
+
+def head_layout(request: P.Request) -> data.StructLayout:
+    """The layout of a request's head as the engine loads it (little-endian, LSB first)."""
+    return struct_of(request.head)
+
+
+def item_layout(kind: str) -> data.StructLayout:
+    """The layout of a record item (route index entry, destination, input id, ...)."""
+    return struct_of(P.ITEMS[kind].fields)
+
+
+def view(layout: data.StructLayout, value) -> data.View:
+    """`layout` over the low bits of `value`: names for bits, no logic."""
+    return data.View(layout, value[:layout.size])
+
+
+#: Bytes of a learning request's head before `first` (core, region): loaded and checked first,
+#: since the item size depends on the region.
+LEARN_TARGET_BYTES = head_layout(P.REQUESTS[Op.WRITE_LEARN])["first"].offset // 8
 
 
 class Chip(wiring.Component):
@@ -81,13 +102,6 @@ class Chip(wiring.Component):
             "uart_framing_errors": In(COUNTER_WIDTH),
             "uart_overflows": In(COUNTER_WIDTH),
         })
-
-    def item_bytes(self, kind: str) -> int:
-        core = self.cfg.core
-        return {"weights": P.word_bytes(core.weights_per_word * core.weight_width),
-                "params": P.word_bytes(word_width(param_fields(core))),
-                "state": P.word_bytes(word_width(state_fields(core))),
-                "index": 4, "dest": 3, "input": 2, "input8": 1, "reg": 4}[kind]
 
     def elaborate(self, platform):
         m = Module()
@@ -135,7 +149,7 @@ class _Engine:
         self.item, self.item_k = S(64), S(range(9))      # little-endian item being loaded
         # Without plastic cores the chip is exactly the one before learning requests existed.
         self.plastic = bool(cfg.plastic)
-        self.kind = S(range(len(KINDS) if self.plastic else len(KINDS) - 1))
+        self.kind = S(range(len(KINDS) if self.plastic else len(KINDS) - len(PLASTIC_KINDS)))
         self.nbytes = S(range(9))                        # bytes per item of this request
         self.head = S(range(8))
         self.rem = S(range(P.MAX_PAYLOAD + 1))
@@ -264,33 +278,32 @@ class _Engine:
     def _dispatch(self):
         m, length = self.m, self.args_len
         with m.Switch(self.op):
-            for op, name in ((Op.IDENTIFY, "IDENTIFY"), (Op.READ_STATUS, "STATUS"),
-                             (Op.RESET, "RESET")):
+            for op, name in OWN_STATES.items():
                 with m.Case(op):
-                    with m.If(length != 0):
+                    head = P.REQUESTS[op].head_bytes
+                    with m.If(length != head):
                         self.fail(P.Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += self.field.eq(0)
-                        m.next = name
-            for op, name in ((Op.TICK, "TICK_ARG"), (Op.FETCH, "FETCH_ARG")):
-                with m.Case(op):
-                    with m.If(length != 2):
-                        self.fail(P.Status.BAD_LENGTH)
-                    with m.Else():
-                        self.load(2, name)
-            for op, (head, kind) in BULK_WRITES.items():
-                with m.Case(op):
+                        if head:
+                            self.load(head, name)
+                        else:
+                            m.d.sync += self.field.eq(0)
+                            m.next = name
+            for request in BULK_WRITES:
+                head, kind = request.head_bytes, request.item
+                with m.Case(request.op):
                     m.d.sync += [self.kind.eq(KINDS.index(kind)), self.head.eq(head),
-                                 self.nbytes.eq(self.chip.item_bytes(kind)),
+                                 self.nbytes.eq(P.item_bytes(self.cfg, kind)),
                                  self.rem.eq(length - head), self.n_items.eq(0)]
                     with m.If(length < head):
                         self.fail(P.Status.BAD_LENGTH)
                     with m.Else():
                         m.next = "COUNT_ITEMS"
-            for op, (expected, kind) in BLOCK_READS.items():
-                with m.Case(op):
+            for request in BLOCK_READS:
+                expected, kind = request.head_bytes, request.item
+                with m.Case(request.op):
                     m.d.sync += [self.kind.eq(KINDS.index(kind)),
-                                 self.nbytes.eq(self.chip.item_bytes(kind))]
+                                 self.nbytes.eq(P.item_bytes(self.cfg, kind))]
                     with m.If(length != expected):
                         self.fail(P.Status.BAD_LENGTH)
                     with m.Else():
@@ -304,33 +317,35 @@ class _Engine:
         """WRITE_LEARN / READ_LEARN: load core and region first; the item size depends on it."""
         m, length = self.m, self.args_len
         learn = self.kind.eq(KINDS.index("learn"))
-        with m.Case(P.Op.WRITE_LEARN):
-            m.d.sync += [learn, self.head.eq(P.LEARN_HEAD), self.rem.eq(length - P.LEARN_HEAD),
-                         self.n_items.eq(0)]
-            with m.If(length < P.LEARN_HEAD):
+        write, read = P.REQUESTS[Op.WRITE_LEARN], P.REQUESTS[Op.READ_LEARN]
+        with m.Case(write.op):
+            m.d.sync += [learn, self.head.eq(write.head_bytes),
+                         self.rem.eq(length - write.head_bytes), self.n_items.eq(0)]
+            with m.If(length < write.head_bytes):
                 self.fail(P.Status.BAD_LENGTH)
             with m.Else():
-                self.load(2, "LEARN_HEAD")
-        with m.Case(P.Op.READ_LEARN):
+                self.load(LEARN_TARGET_BYTES, "LEARN_HEAD")
+        with m.Case(read.op):
             m.d.sync += learn
-            with m.If(length != P.LEARN_HEAD + 2):
+            with m.If(length != read.head_bytes):
                 self.fail(P.Status.BAD_LENGTH)
             with m.Else():
-                self.load(2, "LEARN_HEAD")
+                self.load(LEARN_TARGET_BYTES, "LEARN_HEAD")
 
     def _learn_head(self, state):
         """Check the core and region of a learning request, then count or read its items."""
         m, cfg = self.m, self.cfg
-        core, region = self.item[:8], self.item[8:16]
+        head = view(head_layout(P.REQUESTS[Op.WRITE_LEARN]), self.item)
+        core, region = head.core, head.region
         plastic = Const(sum(1 << c for c in cfg.plastic), cfg.n_cores)
-        sizes = [P.learn_item_bytes(cfg.core, r) for r in Region]
+        sizes = [P.item_bytes(cfg, "learn", r) for r in Region]
         with state("LEARN_HEAD"):
             with m.If((core >= cfg.n_cores) | (region >= len(Region))):
                 self.fail(P.Status.BAD_ADDRESS)
             with m.Elif(~plastic.bit_select(core[:max(1, (cfg.n_cores - 1).bit_length())], 1)):
                 self.fail(P.Status.NOT_PLASTIC)
             with m.Else():
-                m.d.sync += [self.region.eq(region), self.ptr.eq(2),
+                m.d.sync += [self.region.eq(region), self.ptr.eq(LEARN_TARGET_BYTES),
                              self.nbytes.eq(Const(sizes[-1], 4))]
                 for r, size in enumerate(sizes[:-1]):
                     with m.If(region == r):
@@ -338,7 +353,7 @@ class _Engine:
                 with m.If(self.op == P.Op.WRITE_LEARN):
                     m.next = "COUNT_ITEMS"
                 with m.Else():
-                    self.load(P.LEARN_HEAD + 2, "READ_CHECK")
+                    self.load(P.REQUESTS[Op.READ_LEARN].head_bytes, "READ_CHECK")
 
     def learn_mask(self):
         """A learning request to the plastic mask (word addresses checked like weights')."""
@@ -377,11 +392,15 @@ class _Engine:
         m = self.m
         self.emit_fields(state, "IDENTIFY",
                          [(Const(b, 8), 1) for b in P.identify_data(self.cfg)])
-        fields = [(self.step, 4), (self.host_events, 2), (self.delivery.host_level, 2),
-                  (self.host_dropped, 4), (self.crc_errors, 4), (self.frame_errors, 4),
-                  (self.chip.uart_framing_errors, 4), (self.chip.uart_overflows, 4)]
+        status = {"step": self.step, "host_events": self.host_events,
+                  "host_pending": self.delivery.host_level, "host_dropped": self.host_dropped,
+                  "crc_errors": self.crc_errors, "frame_errors": self.frame_errors,
+                  "uart_framing_errors": self.chip.uart_framing_errors,
+                  "uart_overflows": self.chip.uart_overflows}
+        fields = [(status[f.name], f.width // 8) for f in P.STATUS_FIELDS]
         for core in self.cores:
-            fields += [(core.o_status.dropped_bad_axon, 4), (core.o_status.dropped_overflow, 4)]
+            fields += [(getattr(core.o_status, f.name), f.width // 8)
+                       for f in P.STATUS_CORE_FIELDS]
         self.emit_fields(state, "STATUS", fields)
         with state("RESET"):
             m.d.comb += [self.engine_cmd.op.eq(CoreOp.CLEAR), self.engine_cmd_valid.eq(1)]
@@ -412,7 +431,7 @@ class _Engine:
             with m.If(self.rem >= self.nbytes):
                 m.d.sync += [self.rem.eq(self.rem - self.nbytes),
                              self.n_items.eq(self.n_items + 1)]
-            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind("input", "input8"))):
+            with m.Elif((self.rem != 0) | ((self.n_items == 0) & ~self.is_kind(*EMPTY_OK))):
                 self.fail(P.Status.BAD_LENGTH)
             with m.Elif(self.head == 0):      # INPUT: no head, the items start at once
                 m.d.sync += self.item.eq(0)
@@ -420,11 +439,11 @@ class _Engine:
             with m.Else():
                 self.load(self.head, "WRITE_CHECK")
         with state("WRITE_CHECK"):
-            self._head_fields(self.item)
+            self._head_fields()
             m.d.sync += [self.idx.eq(0), self.addr_bad.eq(0), self.value_bad.eq(0),
                          self.routed.eq(0)]
-            end = self._first_of(self.item) + self.n_items
-            with m.If(self.out_of_range(self.item[:8], end)):
+            end = self.head_field("first") + self.n_items
+            with m.If(self.out_of_range(self.head_field("core"), end)):
                 self.fail(P.Status.BAD_ADDRESS)
             with m.Else():
                 m.d.sync += self.head_end.eq(self.ptr)
@@ -467,19 +486,35 @@ class _Engine:
                (self.is_kind("reg") & (end > P.N_REGS)))
         return bad | self.learn_depth_bad(end) if self.plastic else bad
 
-    def _first_of(self, head):
-        """The `first` field of a head loaded into `head` (layout depends on the kind)."""
-        first = Mux(self.is_kind("weights"), head[8:40],
-                    Mux(self.is_kind("params", "state"), head[8:24], head[:16]))
-        if self.plastic:        # core u8, region u8, first u32
-            first = Mux(self.is_kind("learn"), head[16:48], first)
-        return first
+    def head_field(self, name: str):
+        """Head field `name` of the bulk request being served, from its head loaded in `item`.
 
-    def _head_fields(self, head):
-        self.m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head))]
+        Each kind's head layout names the bits; kinds that place the field alike share one
+        slice, the largest group is the default, the others are chosen by kind (plastic-only
+        kinds outermost, so a chip without them has exactly the logic it had before them)."""
+        groups = {}                                 # (offset, width) -> (slice, kinds)
+        for request in _BULK + [r for r in P.REQUESTS.values() if r.plastic and self.plastic]:
+            layout = head_layout(request)
+            if name in dict(layout):
+                key = (layout[name].offset, layout[name].width)
+                value, kinds = groups.setdefault(key, (view(layout, self.item)[name], []))
+                if request.item not in kinds:
+                    kinds.append(request.item)
+        ordered = list(groups.values())
+        default = max(ordered, key=lambda group: len(group[1]))
+        others = [g for g in reversed(ordered) if g is not default]
+        others.sort(key=lambda group: any(k in PLASTIC_KINDS for k in group[1]))
+        value = default[0]
+        for field, kinds in others:
+            value = Mux(self.is_kind(*kinds), field, value)
+        return value
+
+    def _head_fields(self):
+        self.m.d.sync += [self.core_sel.eq(self.head_field("core")),
+                          self.first.eq(self.head_field("first"))]
 
     def input_source(self):
-        return self.cfg.input_source(0) + self.item[:16]
+        return self.cfg.input_source(0) + view(item_layout("input"), self.item).id
 
     def _validate_item(self):
         m, cfg, item = self.m, self.cfg, self.item
@@ -494,18 +529,20 @@ class _Engine:
                 with m.If((item >> (core.weights_per_word * core.weight_width)) != 0):
                     m.d.sync += self.value_bad.eq(1)
             with m.Case(KINDS.index("params")):
-                f = core.decay_width + 1
+                params = view(param_layout(core), item)
                 with m.If(((item >> word_width(param_fields(core))) != 0) |
-                          (item[:f] > one) | (item[f:2 * f] > one)):
+                          (params.alpha > one) | (params.beta > one)):
                     m.d.sync += self.value_bad.eq(1)
             with m.Case(KINDS.index("state")):
                 with m.If((item >> word_width(state_fields(core))) != 0):
                     m.d.sync += self.value_bad.eq(1)
             with m.Case(KINDS.index("index")):
-                with m.If(item[:16] + item[16:32] > cfg.route_entries):
+                index = view(item_layout("index"), item)
+                with m.If(index.start + index.count > cfg.route_entries):
                     m.d.sync += self.value_bad.eq(1)
             with m.Case(KINDS.index("dest")):
-                dest_core, axon = item[:8], item[8:24]
+                dest = view(item_layout("dest"), item)
+                dest_core, axon = dest.core, dest.axon
                 with m.If(Mux(dest_core == P.HOST_CORE, axon != 0,
                               (dest_core >= cfg.n_cores) | (axon >= core.n_axons))):
                     m.d.sync += self.value_bad.eq(1)
@@ -520,7 +557,7 @@ class _Engine:
                 with m.Case(KINDS.index("learn")):
                     self._validate_learn_item(address)
             with m.Case(KINDS.index("input"), KINDS.index("input8")):
-                with m.If(item[:16] >= cfg.n_inputs):
+                with m.If(view(item_layout("input"), item).id >= cfg.n_inputs):
                     m.d.sync += self.addr_bad.eq(1)
                 with m.Else():         # count its routed events in INPUT_COUNT
                     m.d.comb += self.router.index.addr.eq(self.input_source())
@@ -614,17 +651,13 @@ class _Engine:
     def _block_read(self, state):
         m = self.m
         with state("READ_CHECK"):
-            head = self.item
-            count = Mux(self.is_kind("weights"), head[40:56],
-                        Mux(self.is_kind("params", "state"), head[24:40], head[16:32]))
-            if self.plastic:
-                count = Mux(self.is_kind("learn"), head[48:64], count)
-            m.d.sync += [self.core_sel.eq(head[:8]), self.first.eq(self._first_of(head)),
+            count, first, core = (self.head_field(name) for name in ("count", "first", "core"))
+            m.d.sync += [self.core_sel.eq(core), self.first.eq(first),
                          self.count.eq(count), self.idx.eq(0), self.addr_bad.eq(0)]
-            end = self._first_of(head) + count
+            end = first + count
             with m.If((count == 0) | (3 + count * self.nbytes > P.MAX_PAYLOAD)):
                 self.fail(P.Status.BAD_LENGTH)
-            with m.Elif(self.out_of_range(head[:8], end)):
+            with m.Elif(self.out_of_range(core, end)):
                 self.fail(P.Status.BAD_ADDRESS)
             with m.Else():
                 m.next = "SLOT_SCAN"
@@ -650,7 +683,8 @@ class _Engine:
                     for reg in P.Reg:
                         with m.Case(reg):
                             m.d.sync += self.emit_word.eq(self.regs[reg])
-                m.d.sync += [self.emit_n.eq(4), self.idx.eq(self.idx + 1)]
+                m.d.sync += [self.emit_n.eq(P.item_bytes(self.cfg, "reg")),
+                             self.idx.eq(self.idx + 1)]
                 self.call("EMIT", "READ_LOOP")
             with m.Elif(self.is_kind("index", "dest")):
                 m.d.comb += [self.router.index.addr.eq(address),
@@ -704,10 +738,11 @@ class _Engine:
         m, cfg = self.m, self.cfg
         n = cfg.core.n_neurons
         with state("TICK_ARG"):
-            with m.If(self.item[:16] == 0):
+            steps = view(head_layout(P.REQUESTS[Op.TICK]), self.item).steps
+            with m.If(steps == 0):
                 self.fail(P.Status.BAD_VALUE)
             with m.Else():
-                m.d.sync += self.steps_left.eq(self.item[:16])
+                m.d.sync += self.steps_left.eq(steps)
                 m.next = "TICK_START"
         with state("TICK_START"):         # TICK to every core at once, behind its events
             with m.If(self.delivery.i_engine.ready & ~self.router.busy):
@@ -750,22 +785,25 @@ class _Engine:
                 m.next = "TICK_REPLY"
             with m.Else():
                 m.next = "TICK_START"
-        self.emit_fields(state, "TICK_REPLY", [(self.step, 4)])
+        self.emit_fields(state, "TICK_REPLY", [(self.step, f.width // 8)
+                                               for f in P.REQUESTS[Op.TICK].reply])
         with state("FETCH_ARG"):
-            asked, level = self.item[:16], self.delivery.host_level
+            fetch = P.REQUESTS[Op.FETCH]
+            asked, level = view(head_layout(fetch), self.item).max, self.delivery.host_level
             fewest = Mux(level < asked, level, asked)
             limit = Mux(fewest > P.FETCH_MAX, P.FETCH_MAX, fewest)[:16]
             m.d.sync += [self.count.eq(limit), self.idx.eq(0),
                          self.emit_word.eq(Cat(self.op | P.REPLY_FLAG, self.tag,
                                                Const(P.Status.OK, 8), limit)),
-                         self.emit_n.eq(5)]
+                         self.emit_n.eq(3 + fetch.reply_bytes)]
             self.call("EMIT", "FETCH_LOOP")
         with state("FETCH_LOOP"):
             with m.If(self.idx == self.count):
                 m.next = "SEND"
             with m.Else():
                 m.d.comb += self.host.ready.eq(1)
-                m.d.sync += [self.emit_word.eq(self.host.payload), self.emit_n.eq(6),
+                m.d.sync += [self.emit_word.eq(self.host.payload),
+                             self.emit_n.eq(P.item_bytes(self.cfg, fetch.item)),
                              self.idx.eq(self.idx + 1)]
                 self.call("EMIT", "FETCH_LOOP")
 

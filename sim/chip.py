@@ -15,7 +15,6 @@ errors and status counters included. The semantics are those of `docs/protocol.m
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 
 import numpy as np
@@ -68,28 +67,13 @@ class ChipModel:
         self.route_count = np.zeros(cfg.n_sources, dtype=np.int64)
         self.dest_core = np.zeros(cfg.route_entries, dtype=np.int64)
         self.dest_axon = np.zeros(cfg.route_entries, dtype=np.int64)
-        self.weight_bytes = P.word_bytes(core.weights_per_word * core.weight_width)
-        self.param_bytes = P.word_bytes(word_width(param_fields(core)))
-        self.state_bytes = P.word_bytes(word_width(state_fields(core)))
         self._rx = bytearray()
         self._rx_overflow = False
-        self._handlers = {
-            P.Op.IDENTIFY: self._identify, P.Op.READ_STATUS: self._read_status,
-            P.Op.RESET: self._reset,
-            P.Op.WRITE_WEIGHTS: self._write_weights, P.Op.READ_WEIGHTS: self._read_weights,
-            P.Op.WRITE_PARAMS: self._write_params, P.Op.READ_PARAMS: self._read_params,
-            P.Op.WRITE_STATE: self._write_state, P.Op.READ_STATE: self._read_state,
-            P.Op.WRITE_ROUTE_INDEX: self._write_route_index,
-            P.Op.READ_ROUTE_INDEX: self._read_route_index,
-            P.Op.WRITE_ROUTE_DEST: self._write_route_dest,
-            P.Op.READ_ROUTE_DEST: self._read_route_dest,
-            P.Op.INPUT: self._input, P.Op.INPUT8: self._input8, P.Op.TICK: self._tick,
-            P.Op.FETCH: self._fetch,
-            P.Op.WRITE_REGS: self._write_regs, P.Op.READ_REGS: self._read_regs,
-        }
-        if cfg.plastic:      # a chip without plastic cores does not know the learning opcodes
-            self._handlers.update({P.Op.WRITE_LEARN: self._write_learn,
-                                   P.Op.READ_LEARN: self._read_learn})
+        # One handler per request of `protocol.REQUESTS`, named after it (`_write_weights`); a
+        # chip without plastic cores does not know the plastic-only opcodes.
+        self._handlers = {op: getattr(self, f"_{op.name.lower()}")
+                          for op, request in P.REQUESTS.items()
+                          if cfg.plastic or not request.plastic}
         self.regs = [0] * P.N_REGS
         self._clear_run_state()
 
@@ -142,59 +126,83 @@ class ChipModel:
         return P.encode_frame(self.execute(payload))
 
     def execute(self, payload: bytes) -> bytes:
-        """Execute one decoded request payload; return the reply payload."""
+        """Execute one decoded request payload; return the reply payload.
+
+        The request's head and items are parsed from its `protocol.REQUESTS` row, then its
+        handler checks and acts; every status it answers must be one the row lists."""
         op, tag, args = payload[0], payload[1], payload[2:]
         handler = self._handlers.get(op)
         if handler is None:
             return P.reply_payload(op & ~P.REPLY_FLAG & 0xFF, tag, P.Status.UNKNOWN_OP)
+        request = P.REQUESTS[op]
         try:
-            data = handler(args)
+            status, data = P.Status.OK, handler(*self._parse(request, args))
         except RequestError as exc:
-            return P.reply_payload(op, tag, exc.status)
-        return P.reply_payload(op, tag, P.Status.OK, data)
+            status, data = exc.status, b""
+        assert status in request.statuses, \
+            f"{request.name} answered {status.name}, which protocol.REQUESTS does not list"
+        return P.reply_payload(op, tag, status, data)
 
-    # Commands -------------------------------------------------------------------------------
+    def _parse(self, request: P.Request, args: bytes):
+        """Check a request's length against its row; return (head fields, items).
 
-    def _identify(self, args: bytes) -> bytes:
-        _require(not args, P.Status.BAD_LENGTH)
+        items: a WRITE's items as ints (checked: whole, at least `min_items`); its raw item bytes
+        when their size depends on the head (LEARN: the handler checks them); None otherwise.
+        A READ's `count` is checked here too unless its item size depends on the head."""
+        head_bytes = request.head_bytes
+        if request.access is P.Access.WRITE:
+            _require(len(args) >= head_bytes, P.Status.BAD_LENGTH)
+        else:
+            _require(len(args) == head_bytes, P.Status.BAD_LENGTH)
+        head, rest = request.unpack_head(args), args[head_bytes:]
+        if request.item is None or P.ITEMS[request.item].by_region:
+            return head, rest if request.access is P.Access.WRITE else None
+        nbytes = request.item_bytes(self.cfg)
+        if request.access is P.Access.WRITE:
+            return head, self._items(request, rest, nbytes)
+        if "count" in head:
+            self._check_count(head["count"], nbytes)
+        return head, None
+
+    @staticmethod
+    def _items(request: P.Request, data: bytes, nbytes: int) -> list[int]:
+        _require(len(data) >= request.min_items * nbytes and len(data) % nbytes == 0,
+                 P.Status.BAD_LENGTH)
+        return P.unpack_items(data, nbytes)
+
+    @staticmethod
+    def _check_count(count: int, nbytes: int):
+        """A read asks for at least one item, and its reply fits in a frame."""
+        _require(1 <= count and 3 + count * nbytes <= P.MAX_PAYLOAD, P.Status.BAD_LENGTH)
+
+    def _bytes(self, kind: str) -> int:
+        return P.item_bytes(self.cfg, kind)
+
+    # Commands: one handler per request, `_<name>(head, items)` -----------------------------
+
+    def _identify(self, head, items) -> bytes:
         return P.identify_data(self.cfg)
 
-    def _read_status(self, args: bytes) -> bytes:
-        _require(not args, P.Status.BAD_LENGTH)
-        data = struct.pack(P.STATUS_FORMAT, self.step & 0xFFFFFFFF, self.host_events,
-                           len(self.host_out), self.host_dropped, self.crc_errors,
-                           self.frame_errors, 0, 0)
-        for core in self.cores:
-            data += struct.pack(P.STATUS_CORE_FORMAT, core.dropped_bad_axon,
-                                core.dropped_overflow)
-        return data
+    def _read_status(self, head, items) -> bytes:
+        data = P.REQUESTS[P.Op.READ_STATUS].pack_reply(
+            step=self.step & 0xFFFFFFFF, host_events=self.host_events,
+            host_pending=len(self.host_out), host_dropped=self.host_dropped,
+            crc_errors=self.crc_errors, frame_errors=self.frame_errors,
+            uart_framing_errors=0, uart_overflows=0)
+        return data + b"".join(P.pack_struct(P.STATUS_CORE_FIELDS,
+                                             dropped_bad_axon=core.dropped_bad_axon,
+                                             dropped_overflow=core.dropped_overflow)
+                               for core in self.cores)
 
-    def _reset(self, args: bytes) -> bytes:
-        _require(not args, P.Status.BAD_LENGTH)
+    def _reset(self, head, items) -> bytes:
         self._clear_run_state()
         return b""
 
     # Core memories: weights, parameters, state share one shape of request.
 
-    def _block_write(self, args: bytes, first_width: int, nbytes: int):
-        """Split `core u8, first u(first_width), words...`; check length and core."""
-        head = 1 + first_width
-        _require(len(args) > head and (len(args) - head) % nbytes == 0, P.Status.BAD_LENGTH)
-        core = args[0]
-        first = int.from_bytes(args[1:head], "little")
-        words = [int.from_bytes(args[i:i + nbytes], "little")
-                 for i in range(head, len(args), nbytes)]
-        _require(core < self.cfg.n_cores, P.Status.BAD_ADDRESS)
-        return self.cores[core], first, words
-
-    def _block_read(self, args: bytes, first_width: int, nbytes: int):
-        _require(len(args) == 1 + first_width + 2, P.Status.BAD_LENGTH)
-        core = args[0]
-        first = int.from_bytes(args[1:1 + first_width], "little")
-        count = int.from_bytes(args[1 + first_width:], "little")
-        _require(1 <= count and 3 + count * nbytes <= P.MAX_PAYLOAD, P.Status.BAD_LENGTH)
-        _require(core < self.cfg.n_cores, P.Status.BAD_ADDRESS)
-        return self.cores[core], first, count
+    def _core(self, head):
+        _require(head["core"] < self.cfg.n_cores, P.Status.BAD_ADDRESS)
+        return self.cores[head["core"]]
 
     def _weight_slot(self, word_address: int) -> tuple[int, int]:
         word_bits = (self.cfg.core.words_per_axon - 1).bit_length()
@@ -203,8 +211,8 @@ class ChipModel:
                  P.Status.BAD_ADDRESS)
         return axon, word
 
-    def _write_weights(self, args: bytes) -> bytes:
-        core, first, words = self._block_write(args, 4, self.weight_bytes)
+    def _write_weights(self, head, words) -> bytes:
+        core, first = self._core(head), head["first"]
         k, width = self.cfg.core.weights_per_word, self.cfg.core.weight_width
         slots = [self._weight_slot(first + i) for i in range(len(words))]
         _require(all(w >> (k * width) == 0 for w in words), P.Status.BAD_VALUE)
@@ -214,25 +222,25 @@ class ChipModel:
                 core.weights[axon, word * k + lane] = raw - ((raw >> (width - 1)) << width)
         return b""
 
-    def _read_weights(self, args: bytes) -> bytes:
-        core, first, count = self._block_read(args, 4, self.weight_bytes)
+    def _read_weights(self, head, items) -> bytes:
+        core, first = self._core(head), head["first"]
         k, width = self.cfg.core.weights_per_word, self.cfg.core.weight_width
-        out = bytearray()
-        for axon, word in [self._weight_slot(first + i) for i in range(count)]:
+        words = []
+        for axon, word in [self._weight_slot(first + i) for i in range(head["count"])]:
             value = 0
             for lane in range(k):
                 value |= (int(core.weights[axon, word * k + lane]) & ((1 << width) - 1)) \
                     << (lane * width)
-            out += value.to_bytes(self.weight_bytes, "little")
-        return bytes(out)
+            words.append(value)
+        return P.pack_items(words, self._bytes("weights"))
 
     def _neuron_range(self, first: int, count: int):
         _require(first + count <= self.cfg.core.n_neurons, P.Status.BAD_ADDRESS)
         return range(first, first + count)
 
-    def _write_params(self, args: bytes) -> bytes:
-        core, first, words = self._block_write(args, 2, self.param_bytes)
-        neurons = self._neuron_range(first, len(words))
+    def _write_params(self, head, words) -> bytes:
+        core = self._core(head)
+        neurons = self._neuron_range(head["first"], len(words))
         layout, one = param_fields(self.cfg.core), self.cfg.core.decay_one
         _require(all(w >> word_width(layout) == 0 for w in words), P.Status.BAD_VALUE)
         values = [unpack_fields(layout, w) for w in words]
@@ -241,87 +249,87 @@ class ChipModel:
             core.write_param_word(n, word)
         return b""
 
-    def _read_params(self, args: bytes) -> bytes:
-        core, first, count = self._block_read(args, 2, self.param_bytes)
-        return b"".join(core.param_word(n).to_bytes(self.param_bytes, "little")
-                        for n in self._neuron_range(first, count))
+    def _read_params(self, head, items) -> bytes:
+        core = self._core(head)
+        return P.pack_items([core.param_word(n) for n in
+                             self._neuron_range(head["first"], head["count"])],
+                            self._bytes("params"))
 
-    def _write_state(self, args: bytes) -> bytes:
-        core, first, words = self._block_write(args, 2, self.state_bytes)
-        neurons = self._neuron_range(first, len(words))
+    def _write_state(self, head, words) -> bytes:
+        core = self._core(head)
+        neurons = self._neuron_range(head["first"], len(words))
         _require(all(w >> word_width(state_fields(self.cfg.core)) == 0 for w in words),
                  P.Status.BAD_VALUE)
         for n, word in zip(neurons, words):
             core.write_state_word(n, word)
         return b""
 
-    def _read_state(self, args: bytes) -> bytes:
-        core, first, count = self._block_read(args, 2, self.state_bytes)
-        return b"".join(core.state_word(n).to_bytes(self.state_bytes, "little")
-                        for n in self._neuron_range(first, count))
+    def _read_state(self, head, items) -> bytes:
+        core = self._core(head)
+        return P.pack_items([core.state_word(n) for n in
+                             self._neuron_range(head["first"], head["count"])],
+                            self._bytes("state"))
 
     # Route table and registers.
 
-    def _table_args(self, args: bytes, entry_bytes: int, depth: int):
-        _require(len(args) > 2 and (len(args) - 2) % entry_bytes == 0, P.Status.BAD_LENGTH)
-        first = int.from_bytes(args[:2], "little")
-        entries = [args[i:i + entry_bytes] for i in range(2, len(args), entry_bytes)]
-        _require(first + len(entries) <= depth, P.Status.BAD_ADDRESS)
-        return first, entries
-
-    def _table_read_args(self, args: bytes, entry_bytes: int, depth: int):
-        _require(len(args) == 4, P.Status.BAD_LENGTH)
-        first, count = struct.unpack("<HH", args)
-        _require(1 <= count and 3 + count * entry_bytes <= P.MAX_PAYLOAD, P.Status.BAD_LENGTH)
+    @staticmethod
+    def _table_range(first: int, count: int, depth: int) -> range:
         _require(first + count <= depth, P.Status.BAD_ADDRESS)
         return range(first, first + count)
 
-    def _write_route_index(self, args: bytes) -> bytes:
-        first, entries = self._table_args(args, 4, self.cfg.n_sources)
-        pairs = [struct.unpack("<HH", e) for e in entries]
+    def _write_route_index(self, head, words) -> bytes:
+        sources = self._table_range(head["first"], len(words), self.cfg.n_sources)
+        pairs = [P.ITEMS["index"].values(w) for w in words]
         _require(all(s + c <= self.cfg.route_entries for s, c in pairs), P.Status.BAD_VALUE)
-        for source, (start, count) in enumerate(pairs, first):
+        for source, (start, count) in zip(sources, pairs):
             self.route_start[source], self.route_count[source] = start, count
         return b""
 
-    def _read_route_index(self, args: bytes) -> bytes:
-        return b"".join(struct.pack("<HH", self.route_start[s], self.route_count[s])
-                        for s in self._table_read_args(args, 4, self.cfg.n_sources))
+    def _read_records(self, head, kind: str, depth: int, **columns) -> bytes:
+        """A READ of record items `kind` whose fields are the arrays `columns`, by name."""
+        item = P.ITEMS[kind]
+        rows = self._table_range(head["first"], head["count"], depth)
+        return P.pack_items([item.word(**{name: int(column[r]) for name, column in
+                                          columns.items()}) for r in rows],
+                            item.nbytes(self.cfg))
 
-    def _write_route_dest(self, args: bytes) -> bytes:
-        first, entries = self._table_args(args, 3, self.cfg.route_entries)
-        dests = [struct.unpack("<BH", e) for e in entries]
+    def _read_route_index(self, head, items) -> bytes:
+        return self._read_records(head, "index", self.cfg.n_sources, start=self.route_start,
+                                  count=self.route_count)
+
+    def _write_route_dest(self, head, words) -> bytes:
+        entries = self._table_range(head["first"], len(words), self.cfg.route_entries)
+        dests = [P.ITEMS["dest"].values(w) for w in words]
         for core, axon in dests:
             if core == P.HOST_CORE:
                 _require(axon == 0, P.Status.BAD_VALUE)
             else:
                 _require(core < self.cfg.n_cores and axon < self.cfg.core.n_axons,
                          P.Status.BAD_VALUE)
-        for entry, (core, axon) in enumerate(dests, first):
+        for entry, (core, axon) in zip(entries, dests):
             self.dest_core[entry], self.dest_axon[entry] = core, axon
         return b""
 
-    def _read_route_dest(self, args: bytes) -> bytes:
-        return b"".join(struct.pack("<BH", self.dest_core[e], self.dest_axon[e])
-                        for e in self._table_read_args(args, 3, self.cfg.route_entries))
+    def _read_route_dest(self, head, items) -> bytes:
+        return self._read_records(head, "dest", self.cfg.route_entries, core=self.dest_core,
+                                  axon=self.dest_axon)
 
-    def _write_regs(self, args: bytes) -> bytes:
-        first, entries = self._table_args(args, 4, P.N_REGS)
-        values = [int.from_bytes(e, "little") for e in entries]
+    def _write_regs(self, head, values) -> bytes:
+        first = head["first"]
+        self._table_range(first, len(values), P.N_REGS)
         _require(all(v & ~P.REG_MASKS[P.Reg(r)] == 0 for r, v in enumerate(values, first)),
                  P.Status.BAD_VALUE)
         self.regs[first:first + len(values)] = values
         return b""
 
-    def _read_regs(self, args: bytes) -> bytes:
-        return b"".join(struct.pack("<I", self.regs[r])
-                        for r in self._table_read_args(args, 4, P.N_REGS))
+    def _read_regs(self, head, items) -> bytes:
+        return self._read_records(head, "reg", P.N_REGS, value=self.regs)
 
     # Learning (plastic cores).
 
-    def _learn_target(self, args: bytes):
+    def _learn_target(self, head):
         """Check core and region of a learning request's head; return (core model, region)."""
-        core, region = args[0], args[1]
+        core, region = head["core"], head["region"]
         _require(core < self.cfg.n_cores and region < len(Region), P.Status.BAD_ADDRESS)
         _require(self.cfg.is_plastic(core), P.Status.NOT_PLASTIC)
         return self.cores[core], Region(region)
@@ -335,15 +343,11 @@ class ChipModel:
             _require(first + count <= P.learn_depth(self.cfg.core, region), P.Status.BAD_ADDRESS)
         return addresses
 
-    def _write_learn(self, args: bytes) -> bytes:
-        _require(len(args) >= P.LEARN_HEAD, P.Status.BAD_LENGTH)
-        core, region = self._learn_target(args)
-        nbytes = P.learn_item_bytes(self.cfg.core, region)
-        items = args[P.LEARN_HEAD:]
-        _require(items and len(items) % nbytes == 0, P.Status.BAD_LENGTH)
-        words = [int.from_bytes(items[i:i + nbytes], "little")
-                 for i in range(0, len(items), nbytes)]
-        first = int.from_bytes(args[2:6], "little")
+    def _write_learn(self, head, items: bytes) -> bytes:
+        core, region = self._learn_target(head)
+        request = P.REQUESTS[P.Op.WRITE_LEARN]
+        words = self._items(request, items, request.item_bytes(self.cfg, region))
+        first = head["first"]
         addresses = self._learn_addresses(region, first, len(words))
         if region == Region.REGISTERS:
             self._check_learn_registers(first, words)
@@ -365,25 +369,18 @@ class ChipModel:
                 raise RequestError(P.Status.BAD_VALUE)
             _require(check_register(self.cfg.core, reg, word, seed_lo or 0), P.Status.BAD_VALUE)
 
-    def _read_learn(self, args: bytes) -> bytes:
-        _require(len(args) == P.LEARN_HEAD + 2, P.Status.BAD_LENGTH)
-        core, region = self._learn_target(args)
-        nbytes = P.learn_item_bytes(self.cfg.core, region)
-        first, count = struct.unpack("<IH", args[2:])
-        _require(1 <= count and 3 + count * nbytes <= P.MAX_PAYLOAD, P.Status.BAD_LENGTH)
-        return b"".join(core.read_region(region, address).to_bytes(nbytes, "little")
-                        for address in self._learn_addresses(region, first, count))
+    def _read_learn(self, head, items) -> bytes:
+        core, region = self._learn_target(head)
+        nbytes = P.item_bytes(self.cfg, "learn", region)
+        self._check_count(head["count"], nbytes)
+        return P.pack_items([core.read_region(region, address) for address in
+                             self._learn_addresses(region, head["first"], head["count"])],
+                            nbytes)
 
     # Running.
 
-    def _input(self, args: bytes) -> bytes:
-        _require(len(args) % 2 == 0, P.Status.BAD_LENGTH)
-        return self._input_ids(np.frombuffer(args, dtype="<u2").astype(np.int64))
-
-    def _input8(self, args: bytes) -> bytes:
-        return self._input_ids(np.frombuffer(args, dtype=np.uint8).astype(np.int64))
-
-    def _input_ids(self, inputs: np.ndarray) -> bytes:
+    def _input(self, head, ids) -> bytes:
+        inputs = np.asarray(ids, dtype=np.int64)
         _require(not inputs.size or inputs.max() < self.cfg.n_inputs, P.Status.BAD_ADDRESS)
         sources = self.cfg.input_source(0) + inputs
         routed = int(self.route_count[sources].sum())
@@ -393,22 +390,21 @@ class ChipModel:
             self._route(int(source))
         return b""
 
-    def _tick(self, args: bytes) -> bytes:
-        _require(len(args) == 2, P.Status.BAD_LENGTH)
-        steps = int.from_bytes(args, "little")
-        _require(steps >= 1, P.Status.BAD_VALUE)
-        for _ in range(steps):
-            self.run_step()
-        return struct.pack("<I", self.step & 0xFFFFFFFF)
+    _input8 = _input        # the same ids, one byte each
 
-    def _fetch(self, args: bytes) -> bytes:
-        _require(len(args) == 2, P.Status.BAD_LENGTH)
-        limit = min(int.from_bytes(args, "little"), len(self.host_out), P.FETCH_MAX)
-        out = bytearray(struct.pack("<H", limit))
-        for _ in range(limit):
-            step, source = self.host_out.popleft()
-            out += struct.pack(P.FETCH_ENTRY_FORMAT, step & 0xFFFFFFFF, source)
-        return bytes(out)
+    def _tick(self, head, items) -> bytes:
+        _require(head["steps"] >= 1, P.Status.BAD_VALUE)
+        for _ in range(head["steps"]):
+            self.run_step()
+        return P.REQUESTS[P.Op.TICK].pack_reply(step=self.step & 0xFFFFFFFF)
+
+    def _fetch(self, head, items) -> bytes:
+        limit = min(head["max"], len(self.host_out), P.FETCH_MAX)
+        spike = P.ITEMS["spike"]
+        entries = [self.host_out.popleft() for _ in range(limit)]
+        return P.REQUESTS[P.Op.FETCH].pack_reply(n=limit) + P.pack_items(
+            [spike.word(step=step & 0xFFFFFFFF, source=source) for step, source in entries],
+            spike.nbytes(self.cfg))
 
     def run_step(self):
         """Tick every core (step t), then route step t's spikes (into step t + 1)."""

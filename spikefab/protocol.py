@@ -1,7 +1,9 @@
-"""The host-link protocol: framing, opcodes, status codes and field encodings.
+"""The host-link protocol: framing, opcodes, status codes and every request's layout, as data.
 
 One module, imported by the gateware, the chip's golden model and the host, so the three cannot
-disagree on a constant. `docs/protocol.md` is the prose version.
+disagree on a constant. Each request is one row of `REQUESTS` (head fields and widths, item kind
+and size, read or write, plastic-only, statuses); `docs/protocol.md` is the prose version, and a
+test checks its tables against this one.
 
 A frame on the byte stream is `COBS(payload ‖ CRC16(payload)) 0x00`: Consistent Overhead Byte
 Stuffing removes every zero byte from the body, so 0x00 only ever delimits frames and a receiver
@@ -15,16 +17,31 @@ from __future__ import annotations
 import binascii
 import enum
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 from cobs import cobs
 
 from .learning import ERROR_ACC_WIDTH, FACTOR_WIDTH, TRACE_WIDTH, Region
 from .learning import Reg as LearnReg
+from .spec import (
+    ChipConfig,
+    Field,
+    pack_fields,
+    param_fields,
+    state_fields,
+    unpack_fields,
+    word_width,
+)
 
 __all__ = [
     "VERSION", "DELIMITER", "Reg", "REG_MASKS", "N_REGS", "MAX_PAYLOAD", "MAX_ENCODED", "Op",
     "Status", "REPLY_FLAG",
     "ERROR_OP", "crc16", "encode_frame", "decode_frame", "FrameError", "request", "HOST_CORE",
+    "Access", "ItemKind", "ITEMS", "Request", "REQUESTS", "item_bytes", "pack_items",
+    "unpack_items", "pack_struct", "unpack_struct", "fields_bytes", "struct_format",
+    "IDENTIFY_FIELDS", "STATUS_FIELDS", "STATUS_CORE_FIELDS",
     "LEARN_OPS", "LEARN_HEAD", "learn_item_bytes", "learn_depth",
 ]
 
@@ -146,34 +163,240 @@ def reply_payload(op: int, tag: int, status: Status, data: bytes = b"") -> bytes
     return bytes([op | REPLY_FLAG, tag & 0xFF, int(status)]) + data
 
 
-# Field helpers (little-endian) -----------------------------------------------------------------
+# The requests, as data ---------------------------------------------------------------------------
+#
+# Every request is one `Request` row of `REQUESTS`: its head (the fixed fields after opcode and
+# tag), the kind of its items, whether the items travel in the request (WRITE) or in the reply
+# (READ), the fixed fields of its reply and the statuses it can return. The host client
+# (`host/link.py`), the golden model (`sim/chip.py`) and the gateware (`hw/chip.py`, whose
+# header layouts are `data.StructLayout`s of these fields) all read this table;
+# `tests/test_protocol_doc.py` checks `docs/protocol.md` against it.
 
-def u16(value: int) -> bytes:
-    return struct.pack("<H", value)
+def u(name: str, width: int) -> Field:
+    """An unsigned little-endian field of `width` bits (8, 16 or 32 on the wire)."""
+    return Field(name, width, False)
 
 
-def u32(value: int) -> bytes:
-    return struct.pack("<I", value)
+def struct_format(fields) -> str:
+    """The `struct` format of byte-wide unsigned fields, little-endian."""
+    return "<" + "".join({8: "B", 16: "H", 32: "I"}[f.width] for f in fields)
 
 
-def identify_data(cfg) -> bytes:
+def fields_bytes(fields) -> int:
+    return sum(f.width for f in fields) // 8
+
+
+def pack_struct(fields, **values) -> bytes:
+    """Byte-wide unsigned `fields`, little-endian, from `values` by name; raise `ValueError` for
+    a missing or out-of-range value."""
+    try:
+        return struct.pack(struct_format(fields), *[values[f.name] for f in fields])
+    except (KeyError, struct.error) as exc:
+        raise ValueError(f"fields {[f.name for f in fields]} from {values}: {exc}") from None
+
+
+def unpack_struct(fields, data: bytes, offset: int = 0) -> dict:
+    """The byte-wide unsigned `fields` of `data` at `offset`, by name."""
+    return dict(zip((f.name for f in fields), struct.unpack_from(struct_format(fields), data,
+                                                                 offset)))
+
+
+class Access(enum.Enum):
+    """Which way a request's items travel."""
+    CONTROL = "control"   #: no items either way
+    WRITE = "write"       #: the request carries items after its head
+    READ = "read"         #: the reply carries items after its fixed fields
+
+
+@dataclass(frozen=True)
+class ItemKind:
+    """One kind of item: a packed word of `bits(cfg)` bits, or a record of byte-wide `fields`.
+
+    `by_region`: the size depends on the LEARN region named in the request's head
+    (`learn_item_bytes`), so it is known only once the head has been checked."""
+    name: str
+    fields: tuple[Field, ...] = ()
+    bits: Callable[[ChipConfig], int] | None = None
+    by_region: bool = False
+
+    def nbytes(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
+        """Bytes of one item (`cfg` is needed for packed words and LEARN items only)."""
+        if self.by_region:
+            if region is None:
+                raise ValueError(f"the size of a {self.name} item depends on its region")
+            return learn_item_bytes(cfg.core, region)
+        return word_bytes(self.bits(cfg)) if self.bits else fields_bytes(self.fields)
+
+    def word(self, **values) -> int:
+        """A record item's fields packed LSB first (`spec.pack_fields`: range-checked)."""
+        return pack_fields(self.fields, values)
+
+    def values(self, word: int) -> tuple[int, ...]:
+        """A record item's field values, in field order."""
+        return tuple(unpack_fields(self.fields, word).values())
+
+
+ITEMS = {kind.name: kind for kind in (
+    ItemKind("weights", bits=lambda cfg: cfg.core.weights_per_word * cfg.core.weight_width),
+    ItemKind("params", bits=lambda cfg: word_width(param_fields(cfg.core))),
+    ItemKind("state", bits=lambda cfg: word_width(state_fields(cfg.core))),
+    ItemKind("index", fields=(u("start", 16), u("count", 16))),
+    ItemKind("dest", fields=(u("core", 8), u("axon", 16))),
+    ItemKind("input", fields=(u("id", 16),)),
+    ItemKind("input8", fields=(u("id", 8),)),
+    ItemKind("reg", fields=(u("value", 32),)),
+    ItemKind("learn", by_region=True),
+    ItemKind("spike", fields=(u("step", 32), u("source", 16))),
+)}
+
+
+def item_bytes(cfg: ChipConfig | None, kind: str, region: int | None = None) -> int:
+    """Bytes of one item of `kind` (an `ITEMS` key) on a chip of `cfg`; "learn" needs `region`."""
+    return ITEMS[kind].nbytes(cfg, region)
+
+
+def pack_items(words, nbytes: int) -> bytes:
+    """Items (ints) as `nbytes` little-endian bytes each."""
+    return b"".join(int(w).to_bytes(nbytes, "little") for w in words)
+
+
+def unpack_items(data: bytes, nbytes: int) -> list[int]:
+    """The little-endian `nbytes`-byte items of `data` (whose length is a multiple of it)."""
+    if nbytes in (1, 2, 4, 8):      # input ids and most words: decoded in C
+        return np.frombuffer(data, dtype=f"<u{nbytes}").tolist()
+    return [int.from_bytes(data[i:i + nbytes], "little") for i in range(0, len(data), nbytes)]
+
+
+_S = Status
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of the protocol (see the section comment above).
+
+    `head`: the fields after opcode and tag, in order (a READ's head ends with `count`, the
+    number of items asked for). `item`: the `ITEMS` kind of the items, or None. `min_items`:
+    fewest items a WRITE carries. `reply`: fixed reply data fields, before any items. `statuses`:
+    every status the request can be answered with (OK included); a plastic-only request is also
+    answered UNKNOWN_OP by a chip without plastic cores."""
+    op: Op
+    access: Access
+    head: tuple[Field, ...] = ()
+    item: str | None = None
+    statuses: frozenset = frozenset()
+    plastic: bool = False
+    min_items: int = 1
+    reply: tuple[Field, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "statuses", frozenset(self.statuses) | {_S.OK})
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def head_bytes(self) -> int:
+        return fields_bytes(self.head)
+
+    @property
+    def reply_bytes(self) -> int:
+        """Bytes of the reply's fixed fields (READ_STATUS: without the per-core part)."""
+        return fields_bytes(self.reply)
+
+    def pack_head(self, **values) -> bytes:
+        """The head's bytes; raise `ValueError` for a missing or out-of-range field."""
+        return pack_struct(self.head, **values)
+
+    def unpack_head(self, args: bytes) -> dict:
+        """The head fields at the start of `args` (at least `head_bytes` long)."""
+        return unpack_struct(self.head, args)
+
+    def pack_reply(self, **values) -> bytes:
+        """The reply's fixed fields (before any items)."""
+        return pack_struct(self.reply, **values)
+
+    def unpack_reply(self, data: bytes) -> dict:
+        return unpack_struct(self.reply, data)
+
+    def item_bytes(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
+        return item_bytes(cfg, self.item, region)
+
+    def max_items(self, cfg: ChipConfig | None = None, region: int | None = None) -> int:
+        """Most items one frame carries: a WRITE's request, a READ's reply (`MAX_PAYLOAD`)."""
+        room = MAX_PAYLOAD - 2 - self.head_bytes if self.access is Access.WRITE else \
+            MAX_PAYLOAD - 3 - self.reply_bytes
+        return room // self.item_bytes(cfg, region)
+
+
+#: Fields of the IDENTIFY reply: the protocol version, the `ChipConfig` / `CoreConfig` fields of
+#: the same names, and `MAX_PAYLOAD`.
+IDENTIFY_FIELDS = (
+    u("version", 8), u("n_cores", 8), u("n_neurons", 16), u("n_axons", 16), u("n_inputs", 16),
+    u("weights_per_word", 8), u("weight_width", 8), u("current_width", 8),
+    u("voltage_width", 8), u("decay_width", 8), u("refractory_width", 8), u("step_width", 8),
+    u("max_events_per_step", 32), u("route_entries", 16), u("max_host_events", 16),
+    u("host_buffer", 16), u("max_payload", 16))
+#: READ_STATUS reply: these chip fields, then `STATUS_CORE_FIELDS` for each core.
+STATUS_FIELDS = (
+    u("step", 32), u("host_events", 16), u("host_pending", 16), u("host_dropped", 32),
+    u("crc_errors", 32), u("frame_errors", 32), u("uart_framing_errors", 32),
+    u("uart_overflows", 32))
+STATUS_CORE_FIELDS = (u("dropped_bad_axon", 32), u("dropped_overflow", 32))
+
+_CORE, _FIRST16, _FIRST32, _COUNT = u("core", 8), u("first", 16), u("first", 32), u("count", 16)
+_LEARN = (_CORE, u("region", 8), _FIRST32)
+_WRITE = {_S.BAD_LENGTH, _S.BAD_ADDRESS, _S.BAD_VALUE}
+_READ = {_S.BAD_LENGTH, _S.BAD_ADDRESS}
+_W, _R, _C = Access.WRITE, Access.READ, Access.CONTROL
+
+#: Every request, by opcode (in `Op` order).
+REQUESTS = {r.op: r for r in (
+    Request(Op.IDENTIFY, _C, reply=IDENTIFY_FIELDS, statuses={_S.BAD_LENGTH}),
+    Request(Op.READ_STATUS, _C, reply=STATUS_FIELDS, statuses={_S.BAD_LENGTH}),
+    Request(Op.RESET, _C, statuses={_S.BAD_LENGTH}),
+    Request(Op.WRITE_WEIGHTS, _W, (_CORE, _FIRST32), "weights", _WRITE),
+    Request(Op.READ_WEIGHTS, _R, (_CORE, _FIRST32, _COUNT), "weights", _READ),
+    Request(Op.WRITE_PARAMS, _W, (_CORE, _FIRST16), "params", _WRITE),
+    Request(Op.READ_PARAMS, _R, (_CORE, _FIRST16, _COUNT), "params", _READ),
+    Request(Op.WRITE_STATE, _W, (_CORE, _FIRST16), "state", _WRITE),
+    Request(Op.READ_STATE, _R, (_CORE, _FIRST16, _COUNT), "state", _READ),
+    Request(Op.WRITE_ROUTE_INDEX, _W, (_FIRST16,), "index", _WRITE),
+    Request(Op.READ_ROUTE_INDEX, _R, (_FIRST16, _COUNT), "index", _READ),
+    Request(Op.WRITE_ROUTE_DEST, _W, (_FIRST16,), "dest", _WRITE),
+    Request(Op.READ_ROUTE_DEST, _R, (_FIRST16, _COUNT), "dest", _READ),
+    Request(Op.INPUT, _W, (), "input", {_S.BAD_LENGTH, _S.BAD_ADDRESS, _S.LIMIT}, min_items=0),
+    Request(Op.INPUT8, _W, (), "input8", {_S.BAD_ADDRESS, _S.LIMIT}, min_items=0),
+    Request(Op.TICK, _C, (u("steps", 16),), reply=(u("step", 32),),
+            statuses={_S.BAD_LENGTH, _S.BAD_VALUE}),
+    Request(Op.FETCH, _R, (u("max", 16),), "spike", {_S.BAD_LENGTH}, reply=(u("n", 16),)),
+    Request(Op.WRITE_REGS, _W, (_FIRST16,), "reg", _WRITE),
+    Request(Op.READ_REGS, _R, (_FIRST16, _COUNT), "reg", _READ),
+    Request(Op.WRITE_LEARN, _W, _LEARN, "learn", _WRITE | {_S.NOT_PLASTIC}, plastic=True),
+    Request(Op.READ_LEARN, _R, _LEARN + (_COUNT,), "learn", _READ | {_S.NOT_PLASTIC},
+            plastic=True),
+)}
+assert list(REQUESTS) == list(Op), "REQUESTS must hold every opcode, in Op order"
+
+#: `struct` formats of the IDENTIFY and READ_STATUS replies (from the fields above).
+IDENTIFY_FORMAT = struct_format(IDENTIFY_FIELDS)
+STATUS_FORMAT = struct_format(STATUS_FIELDS)
+STATUS_CORE_FORMAT = struct_format(STATUS_CORE_FIELDS)
+#: One FETCH entry (step u32, source u16) and the most entries one reply holds.
+FETCH_ENTRY_FORMAT = struct_format(ITEMS["spike"].fields)
+FETCH_MAX = REQUESTS[Op.FETCH].max_items()
+
+
+def identify_values(cfg: ChipConfig) -> dict:
+    """The IDENTIFY reply's fields for `cfg`, by name."""
+    return {f.name: VERSION if f.name == "version" else MAX_PAYLOAD if f.name == "max_payload"
+            else getattr(cfg.core if hasattr(cfg.core, f.name) else cfg, f.name)
+            for f in IDENTIFY_FIELDS}
+
+
+def identify_data(cfg: ChipConfig) -> bytes:
     """The data of the IDENTIFY reply for a `spikefab.spec.ChipConfig`."""
-    k = cfg.core
-    return struct.pack(
-        IDENTIFY_FORMAT, VERSION, cfg.n_cores, k.n_neurons, k.n_axons, cfg.n_inputs,
-        k.weights_per_word, k.weight_width, k.current_width, k.voltage_width, k.decay_width,
-        k.refractory_width, k.step_width, k.max_events_per_step, cfg.route_entries,
-        cfg.max_host_events, cfg.host_buffer, MAX_PAYLOAD)
-
-
-#: Field layout of the IDENTIFY reply data (see `identify_data`).
-IDENTIFY_FORMAT = "<BBHHHBBBBBBBIHHHH"
-#: READ_STATUS reply: chip fields, then per core (dropped_bad_axon, dropped_overflow).
-STATUS_FORMAT = "<IHHIIIII"
-STATUS_CORE_FORMAT = "<II"
-#: Bytes of one FETCH entry (step u32, source u16) and the most entries one reply holds.
-FETCH_ENTRY_FORMAT = "<IH"
-FETCH_MAX = (MAX_PAYLOAD - 3 - 2) // 6
+    return pack_struct(IDENTIFY_FIELDS, **identify_values(cfg))
 
 
 def word_bytes(bits: int) -> int:
@@ -184,9 +407,9 @@ def word_bytes(bits: int) -> int:
 # Learning (WRITE_LEARN / READ_LEARN) -----------------------------------------------------------
 
 #: Opcodes a chip decodes only if at least one of its cores is plastic (UNKNOWN_OP otherwise).
-LEARN_OPS = (Op.WRITE_LEARN, Op.READ_LEARN)
+LEARN_OPS = tuple(op for op, r in REQUESTS.items() if r.plastic)
 #: Bytes of the WRITE_LEARN head (core u8, region u8, first u32); READ_LEARN adds count u16.
-LEARN_HEAD = 6
+LEARN_HEAD = REQUESTS[Op.WRITE_LEARN].head_bytes
 
 
 def learn_item_bytes(core, region: int) -> int:
