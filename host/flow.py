@@ -39,8 +39,8 @@ from spikefab.spec import ChipConfig
 
 __all__ = ["Input", "Tick", "Fetch", "Action", "StepCosts", "FlowPlanner", "plan", "MAX_TICK"]
 
-#: Most steps one TICK runs: its `steps` argument is a u16 (docs/protocol.md).
-MAX_TICK = 0xFFFF
+#: Most steps one TICK runs: the largest value of its `steps` head field (protocol table).
+MAX_TICK = (1 << P.REQUESTS[P.Op.TICK].head[0].width) - 1
 
 
 class Input(NamedTuple):
