@@ -213,8 +213,13 @@ class UdpSource(QueuedSource):
                  ready_timeout: float = 2.0):
         import faery
         self.address, self.name = address, address.url
-        super().__init__(lambda: faery.events_stream_from_udp(
-            tuple(dimensions), address.socket_address, format=address.format))
+        # faery's dtype is spikefab's with a title on `on`: the same layout, a view converts.
+        def chunks():
+            stream = faery.events_stream_from_udp(tuple(dimensions), address.socket_address,
+                                                  format=address.format)
+            return (chunk.view(EVENTS_DTYPE) for chunk in stream)
+
+        super().__init__(chunks)
         deadline = time.perf_counter() + ready_timeout
         while not _bound(self._target):
             if self.error is not None or time.perf_counter() > deadline:
@@ -316,7 +321,8 @@ class LiveSteps:
     """(step, input ids) pairs of a live `source` through `encoder`, paced by the wall clock
     (see the module docstring). Counters after the run: `steps`, `late`, `lag` (s, per step),
     `events` (arrived), `outside` (arrived outside the `sensor` (width, height): the encoder
-    crops them), `stopped_by`."""
+    crops them), `unsent` (arrived for steps after the run stopped), `stopped_by`. An idle stop
+    waits until every arrived event was sent."""
 
     def __init__(self, source: QueuedSource, encoder, *, sensor: tuple[int, int] | None = None,
                  slack_us: int = 0,
@@ -338,6 +344,10 @@ class LiveSteps:
     @property
     def steps(self) -> int:
         return len(self.closed)
+
+    @property
+    def unsent(self) -> int:
+        return len(self._events)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         if not self._first():
@@ -411,7 +421,8 @@ class LiveSteps:
     def _should_stop(self) -> bool:
         if self.stop.is_set():
             self.stopped_by = "interrupted"
-        elif self.idle_s is not None and self.now() - self._last_arrival > self.idle_s:
+        elif (self.idle_s is not None and not len(self._events)
+              and self.now() - self._last_arrival > self.idle_s):
             self.stopped_by = f"no events for {self.idle_s:g} s"
         elif self.source.ended and not len(self._events):
             self.stopped_by = "the source ended"
@@ -437,7 +448,8 @@ class LiveSteps:
         lag = np.array(self.lag or [0.0]) * 1e3
         return (f"{self.steps} steps closed on the wall clock (slack {self.slack_us / 1e3:g} ms), "
                 f"{self.events} events arrived, {self.late} late (delivered in the next open "
-                f"step), {self.outside} outside the sensor (cropped); steps closed behind the "
+                f"step), {self.outside} outside the sensor (cropped), {self.unsent} after the "
+                f"last step (not sent); steps closed behind the "
                 f"clock: {int((lag > 1).sum())} by over 1 ms "
                 f"(median {np.median(lag):.1f} ms, max {lag.max():.1f} ms); stopped: "
                 f"{self.stopped_by or 'unknown'}")

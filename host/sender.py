@@ -43,7 +43,9 @@ def send(path, url: str, *, start_s: float = 0.0, duration_s: float | None = Non
             raise KeyboardInterrupt
         return packet
 
-    stream = faery.events_stream_from_array(events, (recording.width, recording.height))
+    # faery's dtype is spikefab's with a title on `on`: same layout, a view converts.
+    stream = faery.events_stream_from_array(events.view(faery.EVENTS_DTYPE),
+                                            (recording.width, recording.height))
     stream.regularize(frequency_hz=1000).map(paced).to_udp(
         address.socket_address, events_per_packet=events_per_packet, format=address.format)
     return len(events)
