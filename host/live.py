@@ -221,7 +221,7 @@ class UdpSource(QueuedSource):
 
         super().__init__(chunks)
         deadline = time.perf_counter() + ready_timeout
-        while not _bound(self._target):
+        while not _bound(self.target):
             if self.error is not None or time.perf_counter() > deadline:
                 self.close()
                 self._raise()
@@ -229,7 +229,7 @@ class UdpSource(QueuedSource):
             time.sleep(0.01)
 
     @property
-    def _target(self) -> tuple:
+    def target(self) -> tuple:
         """Where to reach the bound socket from here (a wildcard address listens on loopback)."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.address.host, self.address.host)
         return (host, self.address.port)
@@ -239,9 +239,9 @@ class UdpSource(QueuedSource):
         # either format, so that faery passes it on); the thread sees the stop flag and ends.
         wake = np.zeros(1, EVENTS_DTYPE)
         wake["t"] = np.iinfo(np.uint64).max
-        with contextlib.suppress(OSError), _udp_socket(self._target[0]) as s:
+        with contextlib.suppress(OSError), _udp_socket(self.target[0]) as s:
             s.sendto(wake.tobytes() if self.address.format == UDP_FORMATS[0]
-                     else b"\xff" * 8, self._target)
+                     else b"\xff" * 8, self.target)
 
 
 def _udp_socket(host: str) -> socket.socket:
@@ -322,14 +322,17 @@ class LiveSteps:
     (see the module docstring). Counters after the run: `steps`, `late`, `lag` (s, per step),
     `events` (arrived), `outside` (arrived outside the `sensor` (width, height): the encoder
     crops them), `unsent` (arrived for steps after the run stopped), `stopped_by`. An idle stop
-    waits until every arrived event was sent."""
+    waits until every arrived event was sent; before the first event, the wait is bounded by
+    `wait_s` (default `idle_s`)."""
 
     def __init__(self, source: QueuedSource, encoder, *, sensor: tuple[int, int] | None = None,
                  slack_us: int = 0,
-                 idle_s: float | None = None, duration_s: float | None = None,
+                 idle_s: float | None = None, wait_s: float | None = None,
+                 duration_s: float | None = None,
                  stop: threading.Event | None = None, now: Callable[[], float] = time.perf_counter):
         self.source, self.encoder, self.slack_us = source, encoder, int(slack_us)
         self.idle_s, self.duration_s, self.now = idle_s, duration_s, now
+        self.wait_s = idle_s if wait_s is None else wait_s
         self.stop = stop or threading.Event()
         self.clock = Clock(now)
         self.sensor = sensor
@@ -363,8 +366,11 @@ class LiveSteps:
 
     def _first(self) -> bool:
         """Wait for the first events and anchor the clock to them; False if the run stops first."""
+        started = self.now()
         while not len(self._events):
-            if self._should_stop():
+            if self.wait_s is not None and self.now() - started > self.wait_s:
+                self.stopped_by = f"no events within {self.wait_s:g} s"
+            if self.stopped_by or self._should_stop():
                 return False
             self._take(self.source.poll(0.05))
         first = int(self._events["t"].min())
@@ -421,25 +427,30 @@ class LiveSteps:
     def _should_stop(self) -> bool:
         if self.stop.is_set():
             self.stopped_by = "interrupted"
-        elif (self.idle_s is not None and not len(self._events)
+        elif (self.idle_s is not None and self.events and not len(self._events)
               and self.now() - self._last_arrival > self.idle_s):
             self.stopped_by = f"no events for {self.idle_s:g} s"
         elif self.source.ended and not len(self._events):
             self.stopped_by = "the source ended"
         return bool(self.stopped_by)
 
-    def latency(self, result) -> Latency:
-        """The `Latency` of a live run's `StreamResult` (`stream(..., live=True)`)."""
+    def samples(self, result) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per input event of a step that made output spikes, from a live run's `StreamResult`
+        (`stream(..., live=True)`): (arrival, step closed, step's spikes on the host, step)."""
         spiking = np.zeros(self.steps, bool)
         for s in result.spikes.values():
             spiking[s[:, 0][s[:, 0] < self.steps]] = True
-        parts = [(self.arrivals[k], self.closed[k], result.step_times[k])
-                 for k in np.flatnonzero(spiking[:len(result.step_times)])]
-        arrival = np.concatenate([a for a, _, _ in parts] or [np.zeros(0)])
+        ks = np.flatnonzero(spiking[:len(result.step_times)])
+        step = np.concatenate([np.full(len(self.arrivals[k]), k) for k in ks] or [[]])
+        step = step.astype(np.int64)
+        arrival = np.concatenate([self.arrivals[k] for k in ks] or [np.zeros(0)])
+        return arrival, np.array(self.closed)[step], result.step_times[step], step
+
+    def latency(self, result) -> Latency:
+        """The `Latency` of a live run's `StreamResult`."""
+        arrival, closed, done, _ = self.samples(result)
         if not arrival.size:
             return Latency(0, (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
-        closed = np.concatenate([np.full(len(a), c) for a, c, _ in parts])
-        done = np.concatenate([np.full(len(a), d) for a, _, d in parts])
         return Latency(int(arrival.size), _ms(done - arrival), _ms(closed - arrival),
                        _ms(done - closed))
 

@@ -58,6 +58,8 @@ class StreamResult:
     lost: dict = field(default_factory=dict)      # loss counters that grew: name -> increase
     #: live runs: `time.perf_counter()` when step k's output spikes were all on the host
     step_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: live runs: (request, reply) bytes of step k (0 if the transport does not count them)
+    step_bytes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
     @property
     def events_per_second(self) -> float:
@@ -99,6 +101,7 @@ def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | N
     before = client.status()
     found: list[tuple[int, int]] = []
     sent0, received0 = _bytes(client)
+    step_bytes = [(sent0, received0)]
     started = time.perf_counter()
     events_sent = 0
     for action in plan(image.config, planner.costs, steps, until=until, planner=planner):
@@ -116,6 +119,7 @@ def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | N
         elif isinstance(action, Sync):
             client.flush()
             step_times.append(time.perf_counter())
+            step_bytes.append(_bytes(client))
     client.flush()
     status = client.status()
     seconds = time.perf_counter() - started
@@ -124,7 +128,8 @@ def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | N
     sent, received = _bytes(client)
     return StreamResult(_by_population(image, found, before["step"]), planner.current,
                         events_sent, planner.capped, sent - sent0, received - received0,
-                        seconds, status, counters_grown(before, status), np.array(step_times))
+                        seconds, status, counters_grown(before, status), np.array(step_times),
+                        np.diff(np.array(step_bytes, dtype=np.int64), axis=0))
 
 
 def _bytes(client) -> tuple[int, int]:

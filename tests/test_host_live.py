@@ -201,7 +201,8 @@ def test_udp_from_a_second_process_into_the_model(tmp_path):
     inputs = prepare_run("bars", url, dimensions=(64, 64))
     with open_device("model") as device:
         done, out = udp_run(device, inputs, url, (sample_path(), url, "--duration", "0.6"),
-                            slack_us=200_000, idle_s=1.0, duration_s=20)
+                            slack_us=200_000, idle_s=1.0, wait_s=30,
+                            duration_s=20)
         ref = reference_run(sent_slice(sample_path(), 0, 0.6), (64, 64), inputs.encoder.cfg,
                             inputs.spec, device)
     sent = int(out.split()[1])
@@ -226,7 +227,8 @@ def test_udp_from_a_second_process_into_the_simulated_board(tmp_path):
     spec = load_network_spec("bars")
     with open_device("sim", config=ChipConfig()) as device:
         done, out = udp_run(device, inputs, url, (DAVIS, url, "--start", "0.1", "--duration",
-                                                  "0.15"), slack_us=25_000, idle_s=0.5)
+                                                  "0.15"), slack_us=25_000, idle_s=0.5,
+                                                  wait_s=30)
         ref = reference_run(sent_slice(DAVIS, 0.1, 0.15), (346, 260), inputs.encoder.cfg, spec,
                             device)
     assert done.live.events == int(out.split()[1]) > 0
