@@ -17,7 +17,7 @@ log = logging.getLogger("spikefab")
 def _demo(args) -> int:
     """Run a seeded random network on the golden model and on the simulated gateware."""
     from spikefab.host.networks import poisson_events, random_params, random_weights
-    from spikefab.host.plots import save_raster
+    from spikefab.host.results import RunOutput, save_run
     from spikefab.sim import CoreModel
     from spikefab.spec import CoreConfig
     from spikefab.verify.rtlsim import SimulationFailed, make_scenario, run_scenario
@@ -55,10 +55,13 @@ def _demo(args) -> int:
 
     agree = bool((rtl_spikes == model_spikes).all())
     print(f"gateware and model spike rasters agree exactly: {agree}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    image = save_raster(args.out / "demo_raster.png", steps, cfg.n_axons, rtl_spikes,
-                        title=f"spikefab core demo (seed {args.seed}): gateware = model: {agree}")
-    print(f"spike raster saved to {image}")
+    # The run's outputs as `spikefab run` writes them; a demo step is drawn as 1 ms.
+    run = RunOutput({"gateware": np.argwhere(rtl_spikes), "model": np.argwhere(model_spikes)},
+                    {"gateware": cfg.n_neurons, "model": cfg.n_neurons},
+                    np.array([len(a) for a in steps]), dt_us=1000)
+    saved = save_run(args.out, run, title=f"spikefab core demo (seed {args.seed}): "
+                                          f"gateware = model: {agree}")
+    print(f"saved: {', '.join(str(p) for p in saved)}")
     return 0 if agree else 1
 
 
