@@ -141,7 +141,13 @@ def table(runs):
     bytes_per_step = base.result.step_bytes.sum(axis=1)
     p50, p99 = np.percentile(bytes_per_step, [50, 99])
     print(f"\nLink bytes per step (model replay, request + reply): median {p50:.0f}, 99th "
-          f"percentile {p99:.0f}; a 1 Mbaud link carries 100 bytes per 1 ms step.")
+          f"percentile {p99:.0f} over all steps; a 1 Mbaud link carries 100 bytes per 1 ms step.")
+    for name, clock, baud in BOARDS:
+        link = 10 * bytes_per_step[step] / baud
+        chip = board_device_seconds(base, clock, baud)[step] - link
+        print(f"{name}, over the events of spiking steps: link {ms(link)} ms, chip cycles "
+              f"{ms(chip)} ms (median / p99); {np.median(bytes_per_step[step]):.0f} bytes "
+              "per such step (median).")
 
 
 def main():
