@@ -255,7 +255,9 @@ def test_cli_live_run_stops_on_ctrl_c_and_saves(tmp_path):
             assert time.monotonic() < deadline and run.poll() is None, lines
             lines.append(run.stdout.readline())
         sender = start_sender(sample_path(), url, "--duration", "0.5")
-        time.sleep(1.0)
+        reap(sender)                          # every event is sent; the run keeps waiting
+        sender = None
+        time.sleep(0.5)
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=30)
     finally:
