@@ -111,7 +111,8 @@ def _run(args) -> int:
     """Stream an event recording through a network on a device; save spikes and a picture.
 
     With no arguments: the bundled sample recording through the bundled network `bars` on the
-    golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png.
+    golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png. A udp://HOST:PORT input
+    (or --realtime) runs live: steps close on the wall clock, Ctrl-C stops and saves.
     """
     from spikefab.host.bundled import sample_path
     from spikefab.host.device import open_device, parse_config
