@@ -213,6 +213,7 @@ class UdpSource(QueuedSource):
                  ready_timeout: float = 2.0):
         import faery
         self.address, self.name = address, address.url
+        _check_free(address)        # faery's bind fails in its thread: say why here instead
         # faery's dtype is spikefab's with a title on `on`: the same layout, a view converts.
         def chunks():
             stream = faery.events_stream_from_udp(tuple(dimensions), address.socket_address,
@@ -248,6 +249,15 @@ def _udp_socket(host: str) -> socket.socket:
     return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
 
 
+def _check_free(address: UdpAddress):
+    """Raise a one-line `ValueError` if `address` cannot be bound (taken, not this machine's)."""
+    with _udp_socket(address.host) as s:
+        try:
+            s.bind(address.socket_address)
+        except OSError as exc:
+            raise ValueError(f"{address.url}: cannot listen there: {exc.strerror}") from None
+
+
 def _bound(target: tuple) -> bool:
     """Whether a socket is bound on UDP `target`: a datagram to an unbound local port comes back
     as ICMP port unreachable, which a connected socket reports as ConnectionRefusedError. The
@@ -279,6 +289,7 @@ class LiveInput:
         if dimensions is None:
             raise ValueError(f"{url}: a live stream carries no sensor size: give --dimensions "
                              "WxH (e.g. 346x260 for a DAVIS346, 1280x720 for an EVK4)")
+        _check_free(address)        # before any device work, like a file's first chunk
         return cls(address, int(dimensions[0]), int(dimensions[1]), {})
 
     @property

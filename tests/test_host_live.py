@@ -111,6 +111,14 @@ def test_live_input_needs_the_sensor_size_and_a_udp_address():
     assert parse_udp("udp://[::1]:7?format=t32_x16_y15_on1").format == "t32_x16_y15_on1"
 
 
+def test_a_port_faery_cannot_bind_is_one_error():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(ValueError, match=url):
+            UdpSource(parse_udp(url)).close()
+
+
 # Real time, the model device ----------------------------------------------------------------
 
 def reference_run(events, sensor, encoder_cfg, spec, device):
