@@ -144,11 +144,13 @@ class Device:
     def read_traces(self, core: int) -> dict[str, np.ndarray]:
         return learning.read_traces(self.client, core)
 
-    def stream(self, image: ChipImage, group: str, steps, *, progress=None) -> StreamResult:
+    def stream(self, image: ChipImage, group: str, steps, *, progress=None, live: bool = False
+               ) -> StreamResult:
         """Run `steps` ((step, input indices of `group`) pairs, steps ascending, from 0) from
         the chip's current step; return the recorded output spikes (`streaming.stream`: events
         over the chip's per-step limit are cut and counted, `result.lost` holds what the chip
-        dropped). `progress(events, step)` is called now and then. Raises
+        dropped). `progress(events, step)` is called now and then; `live`: steps come from a
+        live source and each one's spikes are fetched before the next (`streaming.stream`). Raises
         `ChipError`/`LinkError` if the chip refuses a request or the link breaks.
         """
         if group not in image.input_ids:
@@ -156,7 +158,7 @@ class Device:
                              f"{', '.join(image.input_ids) or 'none'})")
         ids = np.asarray(image.input_ids[group], dtype=np.int64)
         chip_steps = ((step, ids[np.asarray(local, dtype=np.int64)]) for step, local in steps)
-        return stream(self.client, image, chip_steps, progress=progress)
+        return stream(self.client, image, chip_steps, progress=progress, live=live)
 
 
 def open_device(spec: str, *, config: ChipConfig | None = None, timeout: float = 10.0,

@@ -8,6 +8,8 @@ as (step, chip input ids) pairs. Output: the requests, in order, as actions:
   is always followed by `Tick(1)`: requests that belong to the step (teaching signals) go between.
 - `Tick(k)`: run k steps (one TICK, 1 <= k <= `MAX_TICK`).
 - `Fetch(n)`: fetch up to n (<= `protocol.FETCH_MAX`) buffered output spikes.
+- `Sync(step)`: live plans only (`FlowPlanner(live=True)`): wait for every reply; the output
+  spikes of steps < `step` are then on the host.
 
 The chip works through requests in order, so the planner tracks the chip's state exactly in
 request order, with no I/O: an upper bound of the entries in the chip's host buffer (`pending`)
@@ -19,7 +21,11 @@ and the step counter. Its rules:
    TICK of k steps: `StepCosts.recorded` entries per step at most), the buffer is emptied with
    ceil(pending / FETCH_MAX) FETCHes if the bound could exceed `host_buffer`. Runs of steps
    without inputs become one TICK of as many steps as the buffer takes.
-3. A single step that can make more entries than `host_buffer` holds (`StepCosts.recorded` plus
+3. Live (a step is only known when the wall clock closes it, `spikefab.host.live`): every step
+   ends with FETCHes of everything it may have buffered and a `Sync`, so its output spikes reach
+   the host before the next step starts. A live plan has no runs of idle steps: the source
+   yields every step, with or without events.
+4. A single step that can make more entries than `host_buffer` holds (`StepCosts.recorded` plus
    its host-routed inputs) cannot be protected: it runs alone after an empty buffer, and what the
    chip drops is counted by the chip (READ_STATUS `host_dropped`, see `streaming`).
 
@@ -37,7 +43,8 @@ import numpy as np
 from spikefab import protocol as P
 from spikefab.spec import ChipConfig
 
-__all__ = ["Input", "Tick", "Fetch", "Action", "StepCosts", "FlowPlanner", "plan", "MAX_TICK"]
+__all__ = ["Input", "Tick", "Fetch", "Sync", "Action", "StepCosts", "FlowPlanner", "plan",
+           "MAX_TICK"]
 
 #: Most steps one TICK runs: the largest value of its `steps` head field (protocol table).
 MAX_TICK = (1 << P.REQUESTS[P.Op.TICK].head[0].width) - 1
@@ -57,7 +64,11 @@ class Fetch(NamedTuple):
     limit: int
 
 
-Action = Input | Tick | Fetch
+class Sync(NamedTuple):
+    step: int             # the steps before this one have all run and been fetched
+
+
+Action = Input | Tick | Fetch | Sync
 
 
 @dataclass(frozen=True)
@@ -89,10 +100,11 @@ class StepCosts:
 class FlowPlanner:
     """The planner's state between steps (see the module docstring): feed it steps with `step`,
     end with `finish`; each returns the actions to send next. `capped` counts the ids cut so
-    far, `current` is the chip's step (relative to the start) after the actions so far."""
+    far, `current` is the chip's step (relative to the start) after the actions so far.
+    `live`: end every step with its fetches and a `Sync` (rule 3 of the module docstring)."""
 
-    def __init__(self, cfg: ChipConfig, costs: StepCosts):
-        self.cfg, self.costs = cfg, costs
+    def __init__(self, cfg: ChipConfig, costs: StepCosts, *, live: bool = False):
+        self.cfg, self.costs, self.live = cfg, costs, live
         self.pending = 0       # host-buffer entries the chip may hold (an upper bound)
         self.current = 0
         self.capped = 0
@@ -111,7 +123,10 @@ class FlowPlanner:
         actions += self._room_for(host_entries + self.costs.recorded)
         self.pending += host_entries + self.costs.recorded
         self.current += 1
-        return actions + [Input(step, ids, cut), Tick(1)]
+        actions += [Input(step, ids, cut), Tick(1)]
+        if self.live:
+            actions += self._fetch_all() + [Sync(self.current)]
+        return actions
 
     def finish(self, until: int | None = None) -> list[Action]:
         """Run idle steps up to `until` (if given), then fetch everything still buffered."""

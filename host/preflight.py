@@ -20,6 +20,7 @@ from .bundled import NetworkSpec, load_network_spec
 from .encode import Encoder
 from .events import Recording, open_recording
 from .fit import fit_window, network_grid
+from .live import LiveInput, is_live
 
 __all__ = ["RunInputs", "prepare_run"]
 
@@ -35,11 +36,13 @@ class RunInputs:
 
 def prepare_run(network: str, path, *, dimensions=None, options: dict | None = None
                 ) -> RunInputs:
-    """Load `network`, open `path` (decoding its first chunk), fit the encoding; `options` are
-    the user's EncoderConfig fields (crop, pool, polarity, dt_us, ...), given ones only."""
+    """Load `network`, open `path` (decoding its first chunk; a `udp://HOST:PORT` live input
+    needs `dimensions` and becomes a `live.LiveInput`), fit the encoding; `options` are the
+    user's EncoderConfig fields (crop, pool, polarity, dt_us, ...), given ones only."""
     # A NIR graph is discretised at the run's step (--dt), else at the step its metadata gives.
     spec = load_network_spec(network, dt_us=(options or {}).get("dt_us"))
-    recording = open_recording(path, dimensions=dimensions)
+    recording = (LiveInput.open(str(path), dimensions) if is_live(path)
+                 else open_recording(path, dimensions=dimensions))
     recording.check()
     options = dict(options or {})
     crop, pool = options.pop("crop", None), options.pop("pool", None)
@@ -50,7 +53,8 @@ def prepare_run(network: str, path, *, dimensions=None, options: dict | None = N
     own = spec.encoder
     window = own.crop[2:] if own.crop else spec.sensor
     grid = network_grid(group.size, 2 if own.polarity == "split" else 1, window, own.pool)
-    notes = [f"recording: {Path(path)}: {recording.describe()}",
+    notes = [f"recording: {recording.path if is_live(path) else Path(path)}: "
+             f"{recording.describe()}",
              f"network:   {spec.description or network}"]
     if grid is not None and grid.channels != channels:
         raise ValueError(f"the network's input {spec.input_group!r} has {grid.channels} "

@@ -11,6 +11,9 @@ Policy for events that are not delivered (one for every caller): count and repor
   are read from the chip's loss counters (READ_STATUS before and after): `StreamResult.lost`.
 - `StreamResult.check()` raises `SpikesLost` (carrying the result) if either is non-zero; callers
   that cannot return the counts (`network.run`) call it, `spikefab run` prints them.
+A live run (`live=True`, steps from `spikefab.host.live`) waits after every step until its
+output spikes are on the host and notes when (`StreamResult.step_times`): the pacing itself is
+the source's, which yields a step when the wall clock closes it.
 A refused request raises `ChipError`, a broken link `LinkError`: those end the run.
 """
 
@@ -22,7 +25,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .flow import Fetch, FlowPlanner, Input, StepCosts, Tick, plan
+from .flow import Fetch, FlowPlanner, Input, StepCosts, Sync, Tick, plan
 
 __all__ = ["stream", "StreamResult", "SpikesLost", "loss_counters", "counters_grown"]
 
@@ -53,6 +56,10 @@ class StreamResult:
     seconds: float
     status: dict = field(default_factory=dict)    # READ_STATUS at the end
     lost: dict = field(default_factory=dict)      # loss counters that grew: name -> increase
+    #: live runs: `time.perf_counter()` when step k's output spikes were all on the host
+    step_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: live runs: (request, reply) bytes of step k (0 if the transport does not count them)
+    step_bytes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
     @property
     def events_per_second(self) -> float:
@@ -78,19 +85,23 @@ class StreamResult:
 
 def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | None = None,
            teach: Callable[[int], None] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> StreamResult:
+           progress: Callable[[int, int], None] | None = None, live: bool = False
+           ) -> StreamResult:
     """Run `steps` ((step, chip input ids) pairs, steps ascending, counted from the chip's
     current step) and idle steps up to `until`; return the recorded output spikes of `image`.
 
     `teach(step)` is called after a step's inputs and before its TICK (learning signals).
     `progress(events_sent, step)` is called every 64 steps and at the end. Never raises for
     undelivered events (see the module docstring); raises `ChipError`/`LinkError` if the chip
-    refuses a request or the link breaks.
+    refuses a request or the link breaks. `live`: fetch and wait after every step (see the
+    module docstring).
     """
-    planner = FlowPlanner(image.config, StepCosts.of(image))
+    planner = FlowPlanner(image.config, StepCosts.of(image), live=live)
+    step_times: list[float] = []
     before = client.status()
     found: list[tuple[int, int]] = []
     sent0, received0 = _bytes(client)
+    step_bytes = [(sent0, received0)]
     started = time.perf_counter()
     events_sent = 0
     for action in plan(image.config, planner.costs, steps, until=until, planner=planner):
@@ -105,6 +116,10 @@ def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | N
             client.send_tick(action.steps)
         elif isinstance(action, Fetch):
             client.send_fetch(action.limit, found.extend)
+        elif isinstance(action, Sync):
+            client.flush()
+            step_times.append(time.perf_counter())
+            step_bytes.append(_bytes(client))
     client.flush()
     status = client.status()
     seconds = time.perf_counter() - started
@@ -113,7 +128,8 @@ def stream(client, image, steps: Iterable[tuple[int, object]], *, until: int | N
     sent, received = _bytes(client)
     return StreamResult(_by_population(image, found, before["step"]), planner.current,
                         events_sent, planner.capped, sent - sent0, received - received0,
-                        seconds, status, counters_grown(before, status))
+                        seconds, status, counters_grown(before, status), np.array(step_times),
+                        np.diff(np.array(step_bytes, dtype=np.int64), axis=0))
 
 
 def _bytes(client) -> tuple[int, int]:

@@ -17,7 +17,7 @@ log = logging.getLogger("spikefab")
 def _demo(args) -> int:
     """Run a seeded random network on the golden model and on the simulated gateware."""
     from spikefab.host.networks import poisson_events, random_params, random_weights
-    from spikefab.host.plots import save_raster
+    from spikefab.host.results import RunOutput, save_run
     from spikefab.sim import CoreModel
     from spikefab.spec import CoreConfig
     from spikefab.verify.rtlsim import SimulationFailed, make_scenario, run_scenario
@@ -55,10 +55,13 @@ def _demo(args) -> int:
 
     agree = bool((rtl_spikes == model_spikes).all())
     print(f"gateware and model spike rasters agree exactly: {agree}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    image = save_raster(args.out / "demo_raster.png", steps, cfg.n_axons, rtl_spikes,
-                        title=f"spikefab core demo (seed {args.seed}): gateware = model: {agree}")
-    print(f"spike raster saved to {image}")
+    # The run's outputs as `spikefab run` writes them; a demo step is drawn as 1 ms.
+    run = RunOutput({"gateware": np.argwhere(rtl_spikes), "model": np.argwhere(model_spikes)},
+                    {"gateware": cfg.n_neurons, "model": cfg.n_neurons},
+                    np.array([len(a) for a in steps]), dt_us=1000)
+    saved = save_run(args.out, run, title=f"spikefab core demo (seed {args.seed}): "
+                                          f"gateware = model: {agree}")
+    print(f"saved: {', '.join(str(p) for p in saved)}")
     return 0 if agree else 1
 
 
@@ -75,6 +78,9 @@ RUN_EXAMPLES = """examples:
   spikefab run --device sim                         ... on the chip gateware (Verilator)
   spikefab run rec.aedat4 --pool 5 --polarity merge your recording, your encoding
   spikefab run rec.raw --device serial:///dev/ttyUSB1?baud=3000000   a board
+  spikefab run rec.aedat4 --realtime               replayed at its own pace, as a camera
+  spikefab run udp://127.0.0.1:3333 --dimensions 346x260   live events (faery's UDP input)
+  spikefab send rec.aedat4 udp://127.0.0.1:3333     stream a recording there in real time
 """
 
 
@@ -105,10 +111,12 @@ def _run(args) -> int:
     """Stream an event recording through a network on a device; save spikes and a picture.
 
     With no arguments: the bundled sample recording through the bundled network `bars` on the
-    golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png.
+    golden model. Outputs (in --out): spikes.npz, spikes.csv, run.png. A udp://HOST:PORT input
+    (or --realtime) runs live: steps close on the wall clock, Ctrl-C stops and saves.
     """
     from spikefab.host.bundled import sample_path
     from spikefab.host.device import open_device, parse_config
+    from spikefab.host.live import is_live
     from spikefab.host.preflight import prepare_run
     from spikefab.host.results import save_run
     from spikefab.host.session import run_recording
@@ -138,19 +146,43 @@ def _run(args) -> int:
                 bar.set_postfix_str(f"step {step}", refresh=False)
 
         try:
-            done = run_recording(device, spec.network, spec.input_group, recording, encoder,
-                                 progress=progress)
+            if is_live(path) or args.realtime:
+                done = _run_live(args, device, spec, recording, encoder, progress)
+            else:
+                done = run_recording(device, spec.network, spec.input_group, recording, encoder,
+                                     progress=progress)
         finally:
             if bar is not None:
                 bar.close()
         capacity = device.capacity
     _report_run(done, encoder.counts, capacity, recording.dropped)
+    if done.live is not None:
+        print(f"live:      {done.live.describe()}")
+        print(f"latency:   {done.live.latency(done.result).describe()}")
     saved = save_run(args.out, done.run, title=f"{Path(path).name} through {args.network} on "
                                                f"{args.device}",
                      image=encoder.totals(), names=spec.names, groups=spec.groups,
                      image_title=encoder.describe_window())
     print(f"saved:     {', '.join(str(p) for p in saved)}")
     return 0
+
+
+def _run_live(args, device, spec, recording, encoder, progress):
+    """Stream a live input (or a replay at its own pace) until Ctrl-C or the source ends."""
+    import threading
+
+    from spikefab.host.live import live_steps, stop_on_sigint
+    from spikefab.host.session import run_live
+    stop = threading.Event()
+
+    def open_steps():
+        steps = live_steps(recording, encoder, idle_s=args.idle, duration_s=args.duration,
+                           stop=stop, slack_us=None if args.slack is None else args.slack * 1000)
+        print(f"live:      {steps.source.name}: ready (Ctrl-C stops and saves)", flush=True)
+        return steps
+
+    with stop_on_sigint(stop):
+        return run_live(device, spec.network, spec.input_group, open_steps, progress=progress)
 
 
 def _report_run(done, counts, capacity, reader_dropped: dict | None = None):
@@ -273,9 +305,10 @@ def add_run(sub):
     run = sub.add_parser("run", help="stream an event recording through a network on a device",
                          description=_run.__doc__, epilog=RUN_EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("recording", nargs="?", type=Path,
+    run.add_argument("recording", nargs="?",
                      help="event file: .aedat4, .raw (EVT2/EVT3), .dat, .es, .csv, .npy "
-                          "(default: the bundled sample)")
+                          "(default: the bundled sample), or udp://HOST:PORT: live events "
+                          "through faery's UDP input (needs --dimensions)")
     run.add_argument("--network", default="bars", metavar="NET",
                      help="bars (bundled), a NIR graph (.nir) or a Python file defining "
                           "network() (default bars)")
@@ -298,6 +331,16 @@ def add_run(sub):
                      help="sensor size, any format: for files that give none (.npy, .bin, "
                           ".csv without x@W, EVT/DAT without geometry; else inferred from the "
                           "events), or to override the header")
+    live = run.add_argument_group("live input (udp://HOST:PORT or --realtime)")
+    live.add_argument("--realtime", action="store_true",
+                      help="replay the recording at its own pace, as a live camera")
+    live.add_argument("--slack", type=float, metavar="MS",
+                      help="a step closes this long after its end on the wall clock (default "
+                           "25 for UDP: faery's receiver polls every 20 ms; 2 for --realtime)")
+    live.add_argument("--idle", type=float, metavar="S",
+                      help="stop after this many seconds without events (default: never)")
+    live.add_argument("--duration", type=float, metavar="S",
+                      help="stop after this many seconds of steps (default: Ctrl-C)")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
@@ -354,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     from spikefab.boards.build import add_parser as add_build_parser
     add_build_parser(sub)
+    from spikefab.host.sender import add_parser as add_send_parser
+    add_send_parser(sub)
     return parser
 
 
@@ -374,6 +419,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spikefab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`spikefab run | head`): stop quietly, as `cat` does. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141         # 128 + SIGPIPE, a shell's status for a writer whose pipe closed
 
 
 if __name__ == "__main__":
