@@ -128,7 +128,7 @@ class ChipClient:
             try:
                 if left <= 0:
                     raise LinkError(f"no answer to IDENTIFY within {self.timeout:g} s")
-                body = self.transport.read_frame(min(left, quiet) if swallowed else left)
+                body = self.transport.read_frame(min(left, quiet) if swallowed else self.timeout)
             except LinkError:
                 if swallowed and time.monotonic() < deadline:
                     resend = True
