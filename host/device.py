@@ -348,7 +348,8 @@ def open_device(spec: str, *, config: ChipConfig | None = None, timeout: float =
         return Device(ModelTransport(ChipModel(config or ChipConfig())), name="model",
                       timeout=timeout)
     if spec == "sim":
-        process = BoardSimProcess(config, uart_divisor=uart_divisor)
+        from spikefab.boards.sim import NativeBoard
+        process = NativeBoard(config, uart_divisor=uart_divisor, once=True)
         try:
             transport = SerialTransport(process.url, window=None)
             return Device(transport, name=f"simulated board at {process.url}",
