@@ -1,5 +1,6 @@
 """Host benchmarks: reader and encoder events/s, link bytes per event at several densities, and
-end-to-end events/s through the golden model and the simulated board.
+end-to-end events/s and steps/s through the golden model and the simulated board (byte-stream
+top and UART top), with the simulated board's clock cycles per second.
 
     python benchmarks/host.py            # prints markdown tables (docs/host.md has results)
     python benchmarks/host.py --no-sim   # skip the simulated board
@@ -21,6 +22,8 @@ from spikefab.host.link import ChipClient
 from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
+#: The iCEBreaker build's clock and its UART divisor for 1 Mbaud (boards/icebreaker.py).
+ICEBREAKER_HZ, ICEBREAKER_DIVISOR = 19.125e6, 19
 
 
 def best_of(fn, repeat=3):
@@ -85,16 +88,25 @@ def end_to_end(sim: bool):
     for chunk in rec.chunks():
         steps += enc.feed(chunk)
     steps += enc.finish()
-    print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event |"
-          "\n|---|---|---|---|---|---|---|")
-    for name in ("model", "sim") if sim else ("model",):
-        with open_device(name) as device:
+    print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event | "
+          "simulated cycles | cycles/s (wall, while clocking) | cycles per CPU-second | "
+          f"the same cycles at {ICEBREAKER_HZ / 1e6:g} MHz |\n" + "|---" * 11 + "|")
+    devices = [("model", None), ("sim", None), ("sim", ICEBREAKER_DIVISOR)] if sim else \
+        [("model", None)]
+    for name, divisor in devices:
+        with open_device(name, uart_divisor=divisor) as device:
             image = spec.network.compile(device.config)
             device.load(image)
             r = device.stream(image, spec.input_group, steps)
-        print(f"| {name} | {r.steps} | {r.events_sent} | {r.seconds:.2f} | "
+        # The simulated board reports its clock cycles when its client has gone (on close).
+        clock = device.process.stats() if device.process is not None else {}
+        cycles = (f"{clock['cycles']:,} | {clock['cycles'] / clock['clock_seconds'] / 1e6:.2f} M"
+                  f" | {clock['cycles'] / clock['cpu_seconds'] / 1e6:.2f} M | "
+                  f"{clock['cycles'] / ICEBREAKER_HZ:.3f} s" if clock else "- | - | - | -")
+        label = name if divisor is None else f"{name}, UART top (divisor {divisor}: 1 Mbaud)"
+        print(f"| {label} | {r.steps} | {r.events_sent} | {r.seconds:.2f} | "
               f"{r.events_per_second:,.0f} | {r.steps / r.seconds:,.0f} | "
-              f"{r.request_bytes / r.events_sent:.2f} |")
+              f"{r.request_bytes / r.events_sent:.2f} | {cycles} |")
 
 
 def main():

@@ -14,21 +14,24 @@ version, the C++ compiler and the build flags. docs/host.md says how the simulat
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from amaranth.hdl import Elaboratable
+
 from spikefab.host.errors import LinkError
 from spikefab.spec import ChipConfig
 
-__all__ = ["NativeBoard", "build_board", "BUILD_FLAGS"]
+__all__ = ["NativeBoard", "build_board", "board_verilog", "replay", "serve", "BUILD_FLAGS"]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
 #: Verilator options of every build (part of the cache key). -O2 for the C++: measured against
@@ -61,14 +64,45 @@ def _toolchain_id() -> str:
 
 
 def board_verilog(cfg: ChipConfig, uart_divisor: int | None = None) -> str:
-    """The Verilog of `SimBoard(cfg, uart_divisor)`, top module `simboard`."""
+    """The Verilog of `SimBoard(cfg, uart_divisor)`, top module `simboard`, ports `clk` and the
+    streams `i` and `o`, without a reset port (see `_PoweredUpBoard`)."""
     from amaranth.back import verilog
 
     from spikefab.verify.rtlsim import vendor_models
-    from spikefab.verify.simboard import SimBoard
-    source = verilog.convert(SimBoard(cfg, uart_divisor=uart_divisor), name="simboard",
-                             emit_src=False)
+    top = _PoweredUpBoard(cfg, uart_divisor)
+    source = verilog.convert(top, name="simboard", ports=top.ports(), emit_src=False)
     return source + vendor_models(source)
+
+
+class _PoweredUpBoard(Elaboratable):
+    """`SimBoard` in a `sync` domain whose reset is tied low.
+
+    Every register starts at its initial value (Amaranth's Verilog initialises them), which is
+    its reset value, so the board starts as if just reset. A reset input would make Verilator
+    re-evaluate all logic that depends on it (most of the design's next-state logic) on every
+    evaluation, as logic fed by a top-level input; tied low, it folds away. Measured: about
+    twice the cycles per second.
+    """
+
+    def __init__(self, cfg: ChipConfig, uart_divisor: int | None):
+        from amaranth.hdl import ClockDomain
+
+        from spikefab.verify.simboard import SimBoard
+        self.board = SimBoard(cfg, uart_divisor=uart_divisor)
+        self.domain = ClockDomain("sync")
+
+    def ports(self) -> list:
+        b = self.board
+        return [self.domain.clk, b.i.payload, b.i.valid, b.i.ready,
+                b.o.payload, b.o.valid, b.o.ready]
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        m = Module()
+        m.domains += self.domain
+        m.d.comb += self.domain.rst.eq(0)
+        m.submodules.board = self.board
+        return m
 
 
 def build_board(cfg: ChipConfig | None = None, *, uart_divisor: int | None = None,
@@ -79,11 +113,20 @@ def build_board(cfg: ChipConfig | None = None, *, uart_divisor: int | None = Non
     well under a second after the Verilog conversion. `log(message)` hears about a fresh build.
     Raises RuntimeError with the end of the build log if Verilator or the compiler fails.
     """
-    from spikefab.verify.rtlsim import _cache_root
+    from spikefab.verify.rtlsim import _cache_root, _prune_stale_builds
     source = board_verilog(cfg or ChipConfig(), uart_divisor)
     key = "\n".join([source, HARNESS.read_text(), " ".join(BUILD_FLAGS), _toolchain_id()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    _prune_stale_builds(_cache_root())
     build_dir = _cache_root() / f"native-simboard-{digest}"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One build per key at a time: a second process waits for the first one's result.
+    with open(build_dir.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_once(build_dir, source, key, log)
+
+
+def _build_once(build_dir: Path, source: str, key: str, log) -> Path:
     executable = build_dir / "board"
     if (build_dir / "built").exists() and executable.exists():
         return executable
@@ -130,6 +173,7 @@ class NativeBoard:
                  port: int = 0, host: str = "127.0.0.1", pty: bool = False, once: bool = False,
                  poll_cycles: int = POLL_CYCLES, log=None, start_timeout: float = 30):
         executable = build_board(cfg, uart_divisor=uart_divisor, log=log)
+        self.once, self._final_stats = once, None
         self._dir = tempfile.TemporaryDirectory(prefix="spikefab-board-")
         self.log_path = Path(self._dir.name) / "board.log"
         command = [str(executable), "--listen", "pty" if pty else f"socket:{host}:{port}",
@@ -157,13 +201,18 @@ class NativeBoard:
         return " | ".join(text.splitlines()[-lines:])
 
     def stats(self) -> dict:
-        """Clock cycles run and seconds spent running them, as of the last client's end
-        (the harness logs them when a client disconnects); {} before that."""
+        """Clock cycles run, wall-clock seconds spent running them and the process's CPU
+        seconds (all of its time, idle polls included), as of the last client's end
+        (the harness logs them when a client disconnects); {} before that. Still known after
+        `close()`."""
+        if self._final_stats is not None:
+            return self._final_stats
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         for line in reversed(text.splitlines()):
             if " total " in line and "cycles in" in line:
                 words = line.split(" total ")[1].split()
-                return {"cycles": int(words[0]), "clock_seconds": float(words[3])}
+                return {"cycles": int(words[0]), "clock_seconds": float(words[3]),
+                        "cpu_seconds": float(words[7])}
         return {}
 
     def wait(self, timeout: float | None = None) -> int:
@@ -171,9 +220,15 @@ class NativeBoard:
         return self.process.wait(timeout)
 
     def close(self, timeout: float = 5):
-        """Stop the board (SIGTERM, then SIGKILL after `timeout` s) and reap it."""
+        """Stop the board and reap it: a `once` board is given `timeout` s to end by itself
+        (after its client left), then SIGTERM, then SIGKILL after another `timeout` s."""
+        if self.once and self.process.poll() is None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -181,6 +236,7 @@ class NativeBoard:
                 self.process.wait()
         if self.process.stdout:
             self.process.stdout.close()
+        self._final_stats = self.stats()
         self._dir.cleanup()
 
     def __enter__(self):
@@ -203,3 +259,45 @@ def serve(cfg: ChipConfig | None = None, *, uart_divisor: int | None = None, por
             time.sleep(0.2)
     finally:
         board.close()
+
+
+def replay(cfg: ChipConfig, requests: list[bytes], replies: list[bytes], *,
+           timeout: float = 60.0) -> dict:
+    """Send request chunks to the chip on a native board and check its replies equal `replies`
+    (the fast twin of `spikefab.verify.rtlsim.run_chip_exchange`, without its cycle-level
+    stalls and gaps). Returns the board's `stats()`. Raises `SimulationFailed` naming the
+    first chunk whose reply differs, or how many reply bytes came before `timeout` s of silence.
+    """
+    import socket
+    import threading
+
+    from spikefab.verify.rtlsim import SimulationFailed
+    want = b"".join(replies)
+    ends = np.cumsum([len(r) for r in replies])
+    with NativeBoard(cfg, once=True) as board:
+        host, port = board.url.removeprefix("socket://").split(":")
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            # Send from a thread: the board answers while we send, and both sides block on
+            # full socket buffers otherwise.
+            sender = threading.Thread(target=conn.sendall, args=(b"".join(requests),))
+            sender.start()
+            got = bytearray()
+            try:
+                while len(got) < len(want):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except TimeoutError:
+                pass
+            sender.join()
+        if got[:len(want)] != want or len(got) != len(want):
+            differs = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+                           min(len(got), len(want)))
+            chunk = int(np.searchsorted(ends, differs, side="right"))
+            raise SimulationFailed(f"the gateware's replies differ from the model's at byte "
+                                   f"{differs} (request chunk {chunk}): got "
+                                   f"{bytes(got[differs:differs + 16]).hex()}, want "
+                                   f"{want[differs:differs + 16].hex()} ({len(got)} of "
+                                   f"{len(want)} bytes came)")
+    return board.stats()

@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -90,12 +91,13 @@ struct ByteQueue {
 
 class Board {
 public:
+    // The board starts powered up: its registers hold their initial (= reset) values and it has
+    // no reset input (spikefab.boards.sim._PoweredUpBoard).
     Board() : context_(new VerilatedContext), top_(new Vsimboard(context_.get())) {
         top_->IN_VALID = 0;
         top_->OUT_READY = 0;
-        top_->rst = 1;
-        for (int i = 0; i < 2; i++) cycle_clock();
-        top_->rst = 0;
+        top_->clk = 1;
+        top_->eval();
     }
 
     // Queue host bytes for the chip.
@@ -109,29 +111,37 @@ public:
     // Whether the chip still has work the host is waiting for: bytes to take, or frames to answer.
     bool busy() const { return !to_chip_.empty() || replies_.frames < requests_.frames; }
 
-    // Run `n` clock cycles, moving at most one byte each way per cycle; replies go to `out`.
+    // Run up to `n` clock cycles, moving at most one byte each way per cycle; reply bytes go to
+    // `out`. Returns early, after the edge that completes a reply frame (the host may be waiting
+    // for it) or once the chip has nothing left to do, so no cycle is simulated for nobody.
     void run(uint64_t n, std::vector<uint8_t>& out) {
         auto start = std::chrono::steady_clock::now();
         top_->OUT_READY = 1;
-        for (uint64_t c = 0; c < n; c++) {
+        uint64_t c = 0;
+        while (c < n) {
+            // SimBoard's FIFOs drive `i.ready`, `o.valid` and `o.payload` from registers, so
+            // their values after the last edge hold for the next one, whatever we offer now.
             bool offer = !to_chip_.empty();
             top_->IN_VALID = offer;
             if (offer) top_->IN_PAYLOAD = to_chip_.front();
-            top_->clk = 0;
-            top_->eval();
-            // Handshakes complete at the rising edge when valid and ready are both high.
             bool taken = offer && top_->IN_READY;
             bool sent = top_->OUT_VALID;
             uint8_t byte = top_->OUT_PAYLOAD;
+            top_->clk = 0;
+            top_->eval();
             top_->clk = 1;
             top_->eval();
+            c++;
             if (taken) to_chip_.pop();
             if (sent) {
                 out.push_back(byte);
                 replies_.feed(byte);
+                if (byte == DELIMITER) break;
             }
+            if (!taken && !sent && !busy()) break;
         }
-        cycles_ += n;
+        top_->IN_VALID = 0;
+        cycles_ += c;
         clocked_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
 
@@ -155,14 +165,6 @@ public:
     double clocked_seconds() const { return clocked_; }
 
 private:
-    void cycle_clock() {
-        top_->clk = 0;
-        top_->eval();
-        top_->clk = 1;
-        top_->eval();
-        cycles_++;
-    }
-
     std::unique_ptr<VerilatedContext> context_;
     std::unique_ptr<Vsimboard> top_;
     ByteQueue to_chip_;
@@ -322,6 +324,13 @@ private:
     bool pty_ = false;
 };
 
+// CPU time this process has used (user + system), in seconds.
+double cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 bool parent_gone(pid_t parent) { return parent && getppid() != parent; }
 
 }  // namespace
@@ -359,9 +368,10 @@ int main(int argc, char** argv) {
             uint64_t cycles = board.resynchronise();
             // benchmarks/host.py reads this line (spikefab.boards.sim.NativeBoard.stats).
             std::fprintf(stderr, "board: receiver resynchronised (%llu cycles); "
-                         "total %llu cycles in %.6f s of clock\n",
+                         "total %llu cycles in %.6f s of clock, %.6f s of CPU\n",
                          static_cast<unsigned long long>(cycles),
-                         static_cast<unsigned long long>(board.cycles()), board.clocked_seconds());
+                         static_cast<unsigned long long>(board.cycles()), board.clocked_seconds(),
+                         cpu_seconds());
             std::fflush(stderr);
             if (opt.once) return 0;
         } else if (!busy && parent_gone(opt.parent)) {
