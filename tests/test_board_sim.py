@@ -186,3 +186,22 @@ def test_close_stops_the_board_and_frees_its_port():
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
     socket.create_server(("127.0.0.1", port)).close()
+
+
+def test_replay_checks_every_reply_byte():
+    """`replay` (run_on_rtl's fast path) passes the model's own replies and names the first
+    request chunk whose reply differs."""
+    from spikefab.boards.sim import replay
+    from spikefab.host.transport import RecordingTransport
+    from spikefab.verify.rtlsim import SimulationFailed
+    transport = RecordingTransport(ChipModel(CFG))
+    client = ChipClient(transport)
+    client.write_regs(P.Reg.SCRATCH, [7])
+    client.tick(3)
+    client.status()
+    stats = replay(CFG, transport.requests, transport.replies)
+    assert stats["cycles"] > 3 * CFG.core.n_neurons
+    wrong = list(transport.replies)
+    wrong[2] = wrong[2][:4] + bytes([wrong[2][4] ^ 1]) + wrong[2][5:]
+    with pytest.raises(SimulationFailed, match="request chunk 2"):
+        replay(CFG, transport.requests, wrong)
