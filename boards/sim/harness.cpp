@@ -1,7 +1,7 @@
 // The simulated board's native harness: the Verilated `SimBoard` (verify/simboard.py) behind a
 // TCP socket or a pseudo-terminal, with the clock loop in C++ (no Python per cycle).
 //
-//   board --listen socket:127.0.0.1:0|pty [--once] [--poll-cycles N] [--parent PID]
+//   board --listen socket:127.0.0.1:0|pty [--once] [--poll-cycles N (1024)] [--parent PID]
 //
 // Prints one line to stdout once it listens: the URL to open with pyserial
 // (`socket://HOST:PORT` or the pty's device path). Logs go to stderr.
@@ -55,6 +55,8 @@
 namespace {
 
 constexpr uint8_t DELIMITER = 0x00;
+// Far above the longest request (a TICK of 65535 steps of the default chip: about 30 M cycles).
+constexpr uint64_t STUCK_CYCLES = uint64_t(1) << 31;
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "board: %s: %s\n", what.c_str(), std::strerror(errno));
@@ -109,11 +111,19 @@ public:
     }
 
     // Whether the chip still has work the host is waiting for: bytes to take, or frames to answer.
-    bool busy() const { return !to_chip_.empty() || replies_.frames < requests_.frames; }
+    // A chip that moved no byte for STUCK_CYCLES counts as idle (it would be a gateware bug: every
+    // non-empty frame gets one reply), so a hung design does not burn the CPU forever; the host
+    // then times out as with a silent board.
+    bool busy() const {
+        bool waiting = !to_chip_.empty() || replies_.frames < requests_.frames;
+        return waiting && cycles_ - last_moved_ < STUCK_CYCLES;
+    }
 
     // Run up to `n` clock cycles, moving at most one byte each way per cycle; reply bytes go to
-    // `out`. Returns early, after the edge that completes a reply frame (the host may be waiting
-    // for it) or once the chip has nothing left to do, so no cycle is simulated for nobody.
+    // `out`. Returns early once the chip has nothing left to do (every frame answered), so no
+    // cycle is simulated for nobody and a lone request's reply leaves at once. (Returning at
+    // every reply frame instead was measured no faster: the host keeps a window of requests
+    // queued, so replies may wait for the end of the slice.)
     void run(uint64_t n, std::vector<uint8_t>& out) {
         auto start = std::chrono::steady_clock::now();
         top_->OUT_READY = 1;
@@ -136,8 +146,8 @@ public:
             if (sent) {
                 out.push_back(byte);
                 replies_.feed(byte);
-                if (byte == DELIMITER) break;
             }
+            if (taken || sent) last_moved_ = cycles_ + c;
             if (!taken && !sent && !busy()) break;
         }
         top_->IN_VALID = 0;
@@ -169,14 +179,14 @@ private:
     std::unique_ptr<Vsimboard> top_;
     ByteQueue to_chip_;
     FrameCounter requests_, replies_;
-    uint64_t cycles_ = 0;
+    uint64_t cycles_ = 0, last_moved_ = 0;
     double clocked_ = 0;
 };
 
 struct Options {
     std::string listen = "socket:127.0.0.1:0";
     bool once = false;
-    uint64_t poll_cycles = 256;
+    uint64_t poll_cycles = 1024;
     pid_t parent = 0;
 };
 
