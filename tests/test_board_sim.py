@@ -205,3 +205,16 @@ def test_replay_checks_every_reply_byte():
     wrong[2] = wrong[2][:4] + bytes([wrong[2][4] ^ 1]) + wrong[2][5:]
     with pytest.raises(SimulationFailed, match="request chunk 2"):
         replay(CFG, transport.requests, wrong)
+
+
+def test_the_build_index_key_covers_configuration_tools_and_gateware_sources():
+    """The index that skips the Verilog conversion must change whenever the Verilog could."""
+    from spikefab.boards.sim import _source_files, _source_key
+    keys = {_source_key(CFG, None, "tools"), _source_key(CFG, 4, "tools"),
+            _source_key(CFG, None, "other tools"),
+            _source_key(ChipConfig(core=CFG.core, n_cores=3), None, "tools")}
+    assert len(keys) == 4
+    hashed = {"/".join(p.parts[-2:]) for p in _source_files()}
+    for gateware in ("hw/chip.py", "hw/core.py", "hw/uart.py", "verify/simboard.py",
+                     "spikefab/protocol.py", "spikefab/spec.py", "sim/__init__.py"):
+        assert gateware in hashed
