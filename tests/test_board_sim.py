@@ -181,7 +181,10 @@ def test_close_stops_the_board_and_frees_its_port():
     from spikefab.boards.sim import NativeBoard
     board = NativeBoard(CFG, port=0)
     port = int(board.url.rsplit(":", 1)[1])
-    board.close()
+    with open_device(board.url, timeout=10) as device:
+        device.client.tick(2)
+        board.close()          # while its client is still connected: SIGTERM, then a report
+    assert board.stats()["cycles"] > 2 * CFG.core.n_neurons
     assert board.process.returncode is not None
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)

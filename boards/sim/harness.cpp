@@ -55,6 +55,10 @@
 namespace {
 
 constexpr uint8_t DELIMITER = 0x00;
+
+// Set by SIGTERM: the loop ends at its next turn (poll() and send() return EINTR) and reports.
+volatile sig_atomic_t stop_requested = 0;
+void request_stop(int) { stop_requested = 1; }
 // Far above the longest request (a TICK of 65535 steps of the default chip: about 30 M cycles).
 constexpr uint64_t STUCK_CYCLES = uint64_t(1) << 31;
 
@@ -162,7 +166,7 @@ public:
         give(&end, 1);
         uint64_t start = cycles_;
         std::vector<uint8_t> dropped;
-        while (busy()) {
+        while (busy() && !stop_requested) {
             run(1024, dropped);
             dropped.clear();
         }
@@ -262,7 +266,7 @@ public:
                              : send(conn_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
             if (w > 0) {
                 done += w;
-            } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            } else if (w < 0 && (errno == EAGAIN || errno == EINTR) && !stop_requested) {
                 pollfd p{conn_, POLLOUT, 0};
                 poll(&p, 1, 100);
             } else {
@@ -341,6 +345,14 @@ double cpu_seconds() {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+// benchmarks/host.py reads this line (spikefab.boards.sim.NativeBoard.stats).
+void report(const Board& board) {
+    std::fprintf(stderr, "board: total %llu cycles in %.6f s of clock, %.6f s of CPU\n",
+                 static_cast<unsigned long long>(board.cycles()), board.clocked_seconds(),
+                 cpu_seconds());
+    std::fflush(stderr);
+}
+
 bool parent_gone(pid_t parent) { return parent && getppid() != parent; }
 
 }  // namespace
@@ -350,13 +362,16 @@ int main(int argc, char** argv) {
     // End with the process that started us, even if it dies without closing us.
     if (opt.parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (parent_gone(opt.parent)) return 0;
+    struct sigaction stop{};
+    stop.sa_handler = request_stop;     // no SA_RESTART: blocking calls return to the loop
+    sigaction(SIGTERM, &stop, nullptr);
     Verilated::commandArgs(1, argv);
     Link link(opt.listen);
     Board board;
     std::printf("%s\n", link.url().c_str());
     std::fflush(stdout);
     std::vector<uint8_t> got, replies;
-    while (true) {
+    while (!stop_requested) {
         if (!link.connected()) {
             link.accept_client(1000);
             if (parent_gone(opt.parent)) return 0;
@@ -375,17 +390,16 @@ int main(int argc, char** argv) {
         }
         if (!alive) {
             link.drop_client();
+            if (stop_requested) break;
             uint64_t cycles = board.resynchronise();
-            // benchmarks/host.py reads this line (spikefab.boards.sim.NativeBoard.stats).
-            std::fprintf(stderr, "board: receiver resynchronised (%llu cycles); "
-                         "total %llu cycles in %.6f s of clock, %.6f s of CPU\n",
-                         static_cast<unsigned long long>(cycles),
-                         static_cast<unsigned long long>(board.cycles()), board.clocked_seconds(),
-                         cpu_seconds());
-            std::fflush(stderr);
+            std::fprintf(stderr, "board: receiver resynchronised (%llu cycles)\n",
+                         static_cast<unsigned long long>(cycles));
+            report(board);
             if (opt.once) return 0;
         } else if (!busy && parent_gone(opt.parent)) {
             return 0;
         }
     }
+    report(board);      // SIGTERM: NativeBoard.close() still learns the cycle count
+    return 0;
 }
