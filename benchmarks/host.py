@@ -1,5 +1,6 @@
 """Host benchmarks: reader and encoder events/s, link bytes per event at several densities, and
-end-to-end events/s through the golden model and the simulated board.
+end-to-end events/s and steps/s through the golden model and the simulated board (byte-stream
+top and UART top), with the simulated board's clock cycles per second.
 
     python benchmarks/host.py            # prints markdown tables (docs/host.md has results)
     python benchmarks/host.py --no-sim   # skip the simulated board
@@ -21,6 +22,8 @@ from spikefab.host.link import ChipClient
 from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
+#: The iCEBreaker build's clock and its UART divisor for 1 Mbaud (boards/icebreaker.py).
+ICEBREAKER_HZ, ICEBREAKER_DIVISOR = 19.125e6, 19
 
 
 def best_of(fn, repeat=3):
@@ -85,16 +88,90 @@ def end_to_end(sim: bool):
     for chunk in rec.chunks():
         steps += enc.feed(chunk)
     steps += enc.finish()
-    print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event |"
-          "\n|---|---|---|---|---|---|---|")
-    for name in ("model", "sim") if sim else ("model",):
-        with open_device(name) as device:
+    print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event | "
+          "simulated cycles | cycles/s (wall, while clocking) | cycles per CPU-second | "
+          f"the same cycles at {ICEBREAKER_HZ / 1e6:g} MHz |\n" + "|---" * 11 + "|")
+    devices = [("model", None), ("sim", None), ("sim", ICEBREAKER_DIVISOR)] if sim else \
+        [("model", None)]
+    for name, divisor in devices:
+        with open_device(name, uart_divisor=divisor) as device:
             image = spec.network.compile(device.config)
             device.load(image)
             r = device.stream(image, spec.input_group, steps)
-        print(f"| {name} | {r.steps} | {r.events_sent} | {r.seconds:.2f} | "
+        # The simulated board reports its clock cycles when its client has gone (on close).
+        clock = device.board.stats() if device.board is not None else {}
+        cycles = (f"{clock['cycles']:,} | {clock['cycles'] / clock['clock_seconds'] / 1e6:.2f} M"
+                  f" | {clock['cycles'] / clock['cpu_seconds'] / 1e6:.2f} M | "
+                  f"{clock['cycles'] / ICEBREAKER_HZ:.3f} s" if clock else "- | - | - | -")
+        label = name if divisor is None else f"{name}, UART top (divisor {divisor}: 1 Mbaud)"
+        print(f"| {label} | {r.steps} | {r.events_sent} | {r.seconds:.2f} | "
               f"{r.events_per_second:,.0f} | {r.steps / r.seconds:,.0f} | "
-              f"{r.request_bytes / r.events_sent:.2f} |")
+              f"{r.request_bytes / r.events_sent:.2f} | {cycles} |")
+
+
+def latency(sim: bool, n_steps: int = 300):
+    """Round trip of one step, unpipelined: send its inputs, TICK and FETCH, wait for the FETCH
+    reply (the output spikes on the host). For an event that is the time from the step's close
+    to its output spikes; binning adds up to one step (dt) before that. For the UART top the
+    simulated cycles of the round trips at the board's clock are the board's own latency (the
+    load before them runs in a session of its own, so its cycles are not counted)."""
+    from spikefab.boards.sim import NativeBoard
+    from spikefab.spec import ChipConfig
+    spec = bars()
+    rec = open_recording(sample_path())
+    enc = Encoder(spec.encoder, (rec.width, rec.height))
+    steps = []
+    for chunk in rec.chunks():
+        steps += enc.feed(chunk)
+    steps = [(s, ids) for s, ids in steps + enc.finish() if len(ids)][:n_steps]
+    print(f"\n| device | round trips | median | 99th percentile | the board's own (mean, "
+          f"simulated cycles at {ICEBREAKER_HZ / 1e6:g} MHz) |\n|---|---|---|---|---|")
+    devices = [("model", None), ("sim", None), ("sim", ICEBREAKER_DIVISOR)] if sim else \
+        [("model", None)]
+    for name, divisor in devices:
+        board = NativeBoard(ChipConfig(), uart_divisor=divisor) if name == "sim" else None
+        spec_or_url = board.url if board else name
+        with open_device(spec_or_url, timeout=60) as device:
+            image = spec.network.compile(device.config)
+            device.load(image)
+        loaded = _reported_cycles(board)
+        with open_device(spec_or_url, timeout=60) as device:
+            if board is None:
+                device.load(image)          # the model's state went with its session
+            times = _round_trips(device.client, image.input_ids[spec.input_group], steps)
+        own = "-"
+        if board is not None:
+            board.close()
+            cycles = board.stats()["cycles"] - loaded
+            own = f"{cycles / len(steps) / ICEBREAKER_HZ * 1e6:.0f} us"
+        label = name if divisor is None else f"{name}, UART top (divisor {divisor}: 1 Mbaud)"
+        ms = np.percentile(times, [50, 99]) * 1e3
+        print(f"| {label} | {len(steps)} | {ms[0]:.2f} ms | {ms[1]:.2f} ms | {own} |")
+
+
+def _round_trips(client, input_ids, steps) -> list[float]:
+    ids_of, times = np.asarray(input_ids), []
+    before = client.status()["step"]
+    for _, local in steps:
+        started = time.perf_counter()
+        client.send_input(ids_of[np.asarray(local)])
+        client.send_tick(1)
+        client.send_fetch(P.FETCH_MAX, lambda spikes: None)
+        client.flush()
+        times.append(time.perf_counter() - started)
+    assert client.status()["step"] == before + len(steps)
+    return times
+
+
+def _reported_cycles(board, timeout: float = 30) -> int:
+    """The cycles a simulated board reported when its last client left (it reports after
+    resynchronising its receiver); 0 for no board."""
+    deadline = time.monotonic() + timeout
+    while board is not None and time.monotonic() < deadline:
+        if board.stats():
+            return board.stats()["cycles"]
+        time.sleep(0.05)
+    return 0
 
 
 def main():
@@ -108,6 +185,7 @@ def main():
     encoders(events)
     densities()
     end_to_end(not args.no_sim)
+    latency(not args.no_sim)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ class Device:
         self.name = transport.name
         self.transport = CountingTransport(transport)
         self.capacity = transport.capacity          # link bytes/s, if known
+        #: The simulated board's launcher (`NativeBoard`: `stats()`), None for other devices.
+        self.board = getattr(transport, "launcher", None)
         try:
             self.client = ChipClient(self.transport, timeout=timeout, resync=resync)
         except BaseException:
@@ -165,7 +167,7 @@ def open_device(spec: str, *, config: ChipConfig | None = None, timeout: float =
                 uart_divisor: int | None = None, board=None) -> Device:
     """Open a device: `model` (the golden model in-process), `sim` (start a simulated board
     and connect to it over a local socket; `board` is its launcher class, default
-    `spikefab.host.boardsim.CocotbBoard`), or a serial port / pyserial URL
+    `spikefab.boards.sim.NativeBoard`), or a serial port / pyserial URL
     (`transport.open_transport`).
 
     `config` is the chip configuration of `model` and `sim` (default `ChipConfig()`).

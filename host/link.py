@@ -8,7 +8,9 @@ callback, and up to the transport's `window` request bytes are on the way at onc
 
 from __future__ import annotations
 
+import secrets
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass, fields
 
@@ -41,9 +43,8 @@ class ChipClient:
 
     Bulk transfers are split into frames of at most `MAX_PAYLOAD` bytes. `send` pipelines
     requests: up to the transport's `window` request bytes are on the way before the client waits
-    for the oldest reply (`flush` waits for all). With `resync`, the client first sends a lone
-    delimiter (ending any partial frame a previous host left in the chip's receiver) and ignores
-    the one error reply that may bring.
+    for the oldest reply (`flush` waits for all). With `resync` the link may hold a previous
+    session's bytes (a board's USB bridge does): the client synchronises first (`_synchronise`).
     """
 
     def __init__(self, transport, *, timeout: float = 5.0, resync: bool = False):
@@ -52,9 +53,8 @@ class ChipClient:
         self._tag = 0
         self._outstanding: deque = deque()     # (op, tag, frame bytes, on_reply)
         self._outstanding_bytes = 0
-        self._skip_error = resync
         if resync:
-            transport.write(bytes([P.DELIMITER]))
+            self._synchronise()
         self.identity = self.identify()
         self.config = self.identity.config
 
@@ -91,10 +91,6 @@ class ChipClient:
             payload = P.decode_frame(body)
         except P.FrameError as exc:
             raise LinkError(f"reply to {op.name} does not decode: {exc}") from None
-        if self._skip_error and payload[:2] == bytes([P.ERROR_OP, 0]):
-            self._skip_error = False         # the answer to the partial frame resync ended
-            return
-        self._skip_error = False
         self._outstanding.popleft()
         self._outstanding_bytes -= size
         if len(payload) < 3 or payload[0] not in (op | P.REPLY_FLAG, P.ERROR_OP):
@@ -109,6 +105,42 @@ class ChipClient:
             raise ChipError(op, status)
         if on_reply is not None:
             on_reply(payload[3:])
+
+    def _synchronise(self, quiet: float = 0.5):
+        """Start a session on a link that may hold a previous session's bytes.
+
+        Sends a delimiter (ending a partial frame left in the chip's receiver) and an IDENTIFY
+        probe, and discards every reply until the probe's own (same opcode and tag): stale
+        replies carry another tag, and the partial frame's end brings an error reply. An error
+        reply followed by `quiet` s of silence means the probe itself was swallowed by a stale
+        partial frame: it is sent again under a new tag. Tags start at a random value, so a stale
+        reply is unlikely to carry the probe's tag. Raises `LinkError` after `timeout` s.
+        """
+        self._tag = secrets.randbelow(256)
+        deadline = time.monotonic() + self.timeout
+        swallowed, resend = False, True
+        while True:
+            if resend:
+                self._tag = (self._tag + 1) & 0xFF
+                self.transport.write(bytes([P.DELIMITER]) + P.request(P.Op.IDENTIFY, self._tag))
+                swallowed, resend = False, False
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise LinkError(f"no answer to IDENTIFY within {self.timeout:g} s")
+                body = self.transport.read_frame(min(left, quiet) if swallowed else self.timeout)
+            except LinkError:
+                if swallowed and time.monotonic() < deadline:
+                    resend = True
+                    continue
+                raise
+            try:
+                payload = P.decode_frame(body)
+            except P.FrameError:
+                continue                      # the tail of a stale reply
+            if payload[:2] == bytes([P.Op.IDENTIFY | P.REPLY_FLAG, self._tag]):
+                return
+            swallowed = payload[:1] == bytes([P.ERROR_OP])
 
     # Identity and control --------------------------------------------------------------------
 

@@ -452,17 +452,19 @@ def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | Non
     """Run on the Verilator-simulated chip gateware; return the recorded spikes like `run`.
 
     The session (load, then run) is driven through the golden model while its request bytes are
-    recorded; the same bytes are then replayed into the gateware (built once per configuration
-    and cached), whose every reply byte must equal the model's (`SimulationFailed` otherwise).
-    The spikes returned are therefore the gateware's.
+    recorded; the same bytes are then replayed into the gateware on the native simulated board
+    (`spikefab.boards.sim.replay`, built once per configuration and cached), whose every reply
+    byte must equal the model's (`SimulationFailed` otherwise). The spikes returned are
+    therefore the gateware's. `seed` is unused (the replay has no random stalls; the cocotb
+    replay with stalls is `spikefab.verify.rtlsim.run_chip_exchange`).
     """
+    from spikefab.boards.sim import replay
     from spikefab.sim import ChipModel
-    from spikefab.verify.rtlsim import run_chip_exchange
 
     from .link import ChipClient, RecordingTransport
     transport = RecordingTransport(ChipModel(image.config))
     client = ChipClient(transport)
     load(client, image)
     spikes = run(client, image, inputs, steps)
-    run_chip_exchange(image.config, transport.requests, transport.replies, seed=seed)
+    replay(image.config, transport.requests, transport.replies)
     return spikes

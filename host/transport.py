@@ -8,7 +8,7 @@
 - model: the golden model (`spikefab.sim.ChipModel`) in this process: `ModelTransport`
   (`RecordingTransport` also keeps the bytes, for a replay into the gateware);
 - simulated board: a board simulator whose process the transport owns (started by a launcher,
-  `BoardLauncher`; `spikefab.host.boardsim.CocotbBoard` by default): `SimBoardTransport`.
+  `BoardLauncher`; `spikefab.boards.sim.NativeBoard` by default): `SimBoardTransport`.
 
 `ChipClient` (`spikefab.host.link`) is the only user of a transport: nothing else writes request
 bytes or reads reply frames. `open_transport(spec)` picks the transport of a `--device` string.
@@ -179,8 +179,8 @@ class SocketTransport(SerialTransport):
 
 
 class BoardLauncher(Protocol):
-    """A simulated board running in a process of its own (`spikefab.host.boardsim.CocotbBoard`,
-    or a native harness): `url` is the pyserial URL it listens on (`socket://...` or a pty's
+    """A simulated board running in a process of its own (`spikefab.boards.sim.NativeBoard`,
+    the chip gateware under Verilator with a C++ harness): `url` is the pyserial URL it listens on (`socket://...` or a pty's
     path); `close()` stops the process and reaps it (no zombie, its port free again)."""
 
     url: str
@@ -248,7 +248,7 @@ def open_transport(spec: str, *, config=None, board=None, uart_divisor: int | No
                    ) -> Transport:
     """The transport of a device string: `model` (the golden model of chip configuration
     `config`, default `ChipConfig()`), `sim` (a simulated board of `config`, started by the
-    launcher class `board`, default `spikefab.host.boardsim.CocotbBoard`), `socket://HOST:PORT`,
+    launcher class `board`, default `spikefab.boards.sim.NativeBoard` with `once=True`), `socket://HOST:PORT`,
     or a serial port (`serial:///dev/ttyUSB1?baud=3000000`, `/dev/ttyUSB1`, `COM3`, another
     pyserial URL). Raises `ValueError` for anything else, `LinkError` if it cannot be opened.
     """
@@ -258,7 +258,11 @@ def open_transport(spec: str, *, config=None, board=None, uart_divisor: int | No
         return ModelTransport(ChipModel(config or ChipConfig()))
     if spec == "sim":
         if board is None:
-            from .boardsim import CocotbBoard as board
+            from functools import partial
+
+            from spikefab.boards.sim import NativeBoard
+            # once: the board ends as soon as its client disconnects, no signal needed.
+            board = partial(NativeBoard, once=True)
         return SimBoardTransport(board(config, uart_divisor=uart_divisor))
     if spec.startswith("socket://"):
         return SocketTransport(spec)

@@ -239,27 +239,21 @@ def _board_sim(args) -> int:
     Prints the URL to give to `spikefab run --device URL` (or to pyserial) and serves until
     stopped with Ctrl-C (or, with --once, until the first client disconnects).
     """
+    from spikefab.boards.sim import serve
     from spikefab.host.device import parse_config
     from spikefab.spec import ChipConfig
-    from spikefab.verify.rtlsim import serve_board
     config = parse_config(args.config) if args.config else ChipConfig()
-    listen = "pty" if args.pty else f"socket:{args.host}:{args.port}"
-    ready = args.ready_file
     print(f"board-sim: building the chip ({config.n_cores} cores x {config.core.n_neurons} "
           f"neurons) with Verilator (cached after the first time) ...", flush=True)
-    if ready is None:
-        import tempfile
-        ready = Path(tempfile.mkdtemp(prefix="spikefab-board-")) / "url"
-        import threading
 
-        def announce():
-            while not ready.exists():
-                time.sleep(0.1)
-            print(f"board-sim: listening on {ready.read_text()} (Ctrl-C stops)", flush=True)
-        threading.Thread(target=announce, daemon=True).start()
+    def announce(url):
+        if args.ready_file is not None:        # written whole: readers never see part of it
+            args.ready_file.with_suffix(".tmp").write_text(url)
+            args.ready_file.with_suffix(".tmp").replace(args.ready_file)
+        print(f"board-sim: listening on {url} (Ctrl-C stops)", flush=True)
     try:
-        serve_board(config, listen, ready_file=ready, once=args.once,
-                    uart_divisor=args.uart_divisor)
+        serve(config, uart_divisor=args.uart_divisor, port=args.port, host=args.host,
+              pty=args.pty, once=args.once, announce=announce)
     except KeyboardInterrupt:
         pass
     return 0

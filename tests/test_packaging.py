@@ -23,3 +23,6 @@ def test_regular_install_maps_every_folder_into_one_namespace(tmp_path):
     # The bundled sample recording ships as package data, so `spikefab run` works offline.
     sample = target / "spikefab" / "data" / "sample.aedat4"
     assert sample.read_bytes() == (ROOT / "spikefab" / "data" / "sample.aedat4").read_bytes()
+    # The simulated board's C++ harness ships too: `spikefab board-sim` compiles it.
+    harness = target / "spikefab" / "boards" / "sim" / "harness.cpp"
+    assert harness.read_bytes() == (ROOT / "boards" / "sim" / "harness.cpp").read_bytes()

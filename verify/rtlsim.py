@@ -26,7 +26,7 @@ import numpy as np
 from spikefab.spec import CoreConfig
 
 __all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make_scenario",
-           "serve_board", "run_plastic_scenario", "make_plastic_scenario", "SimulationFailed"]
+           "run_plastic_scenario", "make_plastic_scenario", "SimulationFailed"]
 
 TOPLEVEL = "lif_core"
 #: Bump when the build options below change, so cached builds are not reused.
@@ -353,35 +353,3 @@ async def hold_reset(dut, cycles: int = 2, *, idle=()):
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-
-
-def serve_board(cfg, listen: str = "socket:127.0.0.1:0", *, ready_file=None, once=False,
-                uart_divisor: int | None = None):
-    """Run the simulated board (`SimBoard`: the chip gateware behind byte FIFOs) until stopped.
-
-    `listen` is `socket:HOST:PORT` (PORT 0: a free port) or `pty`. When the board listens, the URL
-    to open (`socket://HOST:PORT` or the pty's device path) is written to `ready_file`. With
-    `once` the simulation ends when the first client disconnects. `uart_divisor` puts the chip
-    behind its UART (`ChipOverUART`) at that many clock cycles per bit.
-    Blocks while the simulation runs; the build is cached like every other design here.
-    """
-    from .simboard import SimBoard
-    runner, build_dir = build_design(SimBoard(cfg, uart_divisor=uart_divisor), "simboard")
-    work = Path(tempfile.mkdtemp(prefix="spikefab-board-"))
-    env = {"SPIKEFAB_BOARD_LISTEN": listen, "SPIKEFAB_BOARD_ONCE": "1" if once else "0",
-           "PYGPI_PYTHON_BIN": sys.executable,
-           "GPI_LOG_LEVEL": os.environ.get("GPI_LOG_LEVEL", "WARNING")}
-    if ready_file is not None:
-        env["SPIKEFAB_BOARD_READY"] = str(ready_file)
-    if simulator_name() == "icarus":
-        env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
-    try:
-        runner.test(hdl_toplevel="simboard", hdl_toplevel_lang="verilog",
-                    test_module="spikefab.verify.board_bench",
-                    testcase="serve", build_dir=build_dir, test_dir=work, extra_env=env,
-                    waves=bool(os.environ.get("SPIKEFAB_WAVES")),
-                    results_xml=str(work / "results.xml"))
-    except SystemExit:
-        pass
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

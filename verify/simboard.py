@@ -1,10 +1,8 @@
 """The simulated board: the chip behind byte FIFOs, for `spikefab board-sim`.
 
-A host drives the board's byte streams from Python (`spikefab.verify.board_bench`), which costs
-one Python wake-up per simulated clock cycle. With a FIFO on each side the host only has to be
-awake for the cycles in which bytes actually move (one byte per cycle); while the chip works
-through a request the simulator runs on without Python. The FIFOs add latency but never drop or
-reorder a byte: both follow the stream rules and apply back-pressure.
+The native harness (`boards/sim/harness.cpp`, `spikefab.boards.sim`) moves one byte each way per
+cycle between its socket and these FIFOs. The FIFOs add latency but never drop or reorder a
+byte: both follow the stream rules and apply back-pressure.
 
 With `uart_divisor` the chip sits behind its UART (`ChipOverUART`, the gateware a board runs),
 reached through a UART transmitter and receiver of the same divisor, so the bytes cross real
