@@ -179,9 +179,10 @@ class SocketTransport(SerialTransport):
 
 
 class BoardLauncher(Protocol):
-    """A simulated board running in a process of its own (`spikefab.boards.sim.NativeBoard`,
-    the chip gateware under Verilator with a C++ harness): `url` is the pyserial URL it listens on (`socket://...` or a pty's
-    path); `close()` stops the process and reaps it (no zombie, its port free again)."""
+    """A simulated board running in a process of its own (`spikefab.boards.sim.NativeBoard`:
+    the chip gateware under Verilator with a C++ harness): `url` is the pyserial URL it listens
+    on (`socket://...` or a pty's path); `close()` stops the process and reaps it (no zombie,
+    its port free again)."""
 
     url: str
 
