@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from spikefab.host.network import Network
+from spikefab.nir_export import SCALE_KEY, NIRExportError, export
 from spikefab.spec import CoreConfig, NeuronParams, ResetMode, decay_from_float
 
-__all__ = ["NIRImportError", "Imported", "PopulationReport", "load", "describe",
-           "network_spec"]
+__all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "load", "export",
+           "describe", "network_spec", "neuron_gain"]
 
 NEURONS = ("LIF", "CubaLIF", "IF")
 CONNECTIONS = ("Affine", "Linear")
@@ -66,7 +67,7 @@ class PopulationReport:
     kind: str
     size: int
     scale: float                 # integer units per NIR voltage unit
-    limited_by: str              # "weights", "threshold" or "bias": what set the scale
+    limited_by: str              # "weights", "threshold", "bias" or "graph metadata"
     weights: int                 # incoming synapses (nonzero weights)
     clipped: float               # fraction of those weights clipped to the range
     weight_error: float          # mean |w_int / s - w| over max|w|
@@ -335,8 +336,16 @@ class _Builder:
         neuron = _Neuron(node, kind, size, self.dt, name)
         weights = [w * neuron.gain[None, :] for _, w, _ in conns]
         bias = sum((b * neuron.gain for _, _, b in conns), np.zeros(size)) + neuron.constant
-        scale, limited = self._scale(name, weights, bias, neuron.threshold)
+        given = _metadata(node).get(SCALE_KEY)
+        if given is None:
+            scale, limited = self._scale(name, weights, bias, neuron.threshold)
+        else:   # written by `export`: the integers it came from are recovered exactly
+            scale, limited = float(np.asarray(given)), "graph metadata"
         ints, stats = self._integer_weights(weights, scale)
+        if limited == "graph metadata" and stats["clipped"]:
+            raise NIRImportError(f"node {name}: with the scale {scale:g} of its metadata "
+                                 f"({SCALE_KEY}), {stats['clipped']:.2%} of its weights do not "
+                                 f"fit the weight range")
         theta = np.round(neuron.threshold * scale).astype(np.int64)
         alpha, beta, decay_error = neuron.decays(self.core, name)
         params = dict(alpha=alpha, beta=beta, threshold=theta,
@@ -397,6 +406,11 @@ class _Builder:
                             for k, v in params.items()}).validate(self.core, size)
         except ValueError as error:
             raise NIRImportError(f"node {name}: {error}") from None
+
+
+def neuron_gain(node, size: int, dt: float, name: str) -> np.ndarray:
+    """The forward-Euler input gain (per neuron) that `load` applies to NIR neuron `node`."""
+    return _Neuron(node, type(node).__name__, size, dt, name).gain
 
 
 def _largest_relative_error(got, want) -> float:
