@@ -39,11 +39,10 @@ __all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "
            "describe", "network_spec", "neuron_gain"]
 
 NEURONS = ("LIF", "CubaLIF", "IF")
+READOUTS = ("LI",)      # non-spiking: a population that never fires, its membrane read back
 CONNECTIONS = ("Affine", "Linear")
 REASONS = {
-    "LI": "a non-spiking leaky-integrator readout is not supported yet (read the spikes of a "
-          "LIF layer instead)",
-    "CubaLI": "a non-spiking readout is not supported yet",
+    "CubaLI": "a non-spiking readout with a synaptic current is not supported (use LI)",
     "I": "a non-spiking integrator is not supported",
     "Conv1d": "convolutions are not lowered to dense synapse blocks yet",
     "Conv2d": "convolutions are not lowered to dense synapse blocks yet",
@@ -85,6 +84,24 @@ class Imported:
     dt_source: str
     populations: list[PopulationReport]
     inputs: list[str]
+    readouts: list[str] = field(default_factory=list)   # LI populations (membrane read back)
+    core: CoreConfig = field(default_factory=CoreConfig)
+
+    def readout(self, outputs: dict) -> dict[str, np.ndarray]:
+        """NIR-unit values (V / scale) of every LI readout from the `name + ".v"` membranes of a
+        `Network.reference` or `host.network.run` result (both with `membranes=readouts`).
+        Raises `NIRImportError` if a membrane reached the voltage range: it may have saturated,
+        so the value would be wrong."""
+        scales = {r.name: r.scale for r in self.populations}
+        lo, hi = self.core.voltage_range
+        values = {}
+        for name in self.readouts:
+            v = np.asarray(outputs[name + ".v"])
+            if v.size and (v.max() >= hi or v.min() <= lo):
+                raise NIRImportError(f"readout {name}: the membrane reached {lo}..{hi} and may "
+                                     f"have saturated; lower the input or the scale")
+            values[name] = v / scales[name]
+        return values
 
     def table(self) -> str:
         """Return the quantisation report as a markdown table."""
@@ -145,6 +162,10 @@ def network_spec(path, dt_us: int | None = None, core: CoreConfig | None = None)
     from spikefab.host.bundled import NetworkSpec
     from spikefab.host.encode import EncoderConfig
     imported = load(path, dt=None if dt_us is None else dt_us * 1e-6, core=core)
+    if imported.readouts:
+        raise NIRImportError(f"{path}: `spikefab run` shows spikes; the LI readout "
+                             f"{imported.readouts[0]} needs membrane read-back (Python API: "
+                             f"run(..., membranes=imported.readouts), docs/deploy.md)")
     if len(imported.inputs) != 1:
         raise NIRImportError(f"{path}: `spikefab run` needs exactly one Input node, the graph "
                              f"has {len(imported.inputs)}")
@@ -252,7 +273,8 @@ class _Builder:
             net.add_input(name, int(np.prod(shape)))
         incoming = self._incoming(net)
         hops = self._hops(inputs, incoming)
-        recorded = {s for s, d in self.edges if self.kind.get(d) == "Output"}
+        fed = {s for s, d in self.edges if self.kind.get(d) == "Output"}
+        recorded = {name for name in fed if self.kind[name] in NEURONS}
         reports, synapses = [], {}
         for name in self._neurons():
             params, synapses[name], report = self._quantise(name, incoming[name],
@@ -263,24 +285,30 @@ class _Builder:
             for pre, weights in synapses[name]:
                 pre_node = net.inputs.get(pre) or net.populations[pre]
                 net.connect(pre_node, net.populations[name], weights)
-        if not recorded:
-            raise NIRImportError("the graph has no Output fed by a spiking neuron node: nothing "
-                                 "would reach the host")
-        return Imported(net, self.dt, dt_source, reports, inputs)
+        readouts = [name for name in self._neurons() if name in fed - recorded]
+        if not fed:
+            raise NIRImportError("the graph has no Output fed by a neuron node: nothing would "
+                                 "reach the host")
+        return Imported(net, self.dt, dt_source, reports, inputs, readouts, self.core)
 
     def _neurons(self):
-        return [n for n in self.nodes if self.kind[n] in NEURONS]
+        return [n for n in self.nodes if self.kind[n] in NEURONS + READOUTS]
 
     def _check_kinds(self):
         for name, kind in self.kind.items():
-            if name not in self.nodes or kind in NEURONS + CONNECTIONS + ("Input", "Output"):
+            known = NEURONS + READOUTS + CONNECTIONS + ("Input", "Output")
+            if name not in self.nodes or kind in known:
                 continue
             reason = REASONS.get(kind, "this node type is not supported")
             raise NIRImportError(f"node {name} ({kind}): {reason}")
         for src, dst in self.edges:
             ks, kd = self.kind[src], self.kind[dst]
-            ok = ((ks in ("Input",) + NEURONS and kd in CONNECTIONS + NEURONS)
-                  or (ks in CONNECTIONS and kd in NEURONS) or (ks in NEURONS and kd == "Output"))
+            ok = ((ks in ("Input",) + NEURONS and kd in CONNECTIONS + NEURONS + READOUTS)
+                  or (ks in CONNECTIONS and kd in NEURONS + READOUTS)
+                  or (ks in NEURONS + READOUTS and kd == "Output"))
+            if ks in READOUTS and kd != "Output":
+                raise NIRImportError(f"edge {src} (LI) -> {dst} ({kd}): an LI readout makes no "
+                                     f"spikes, so it can only feed an Output")
             if not ok:
                 raise NIRImportError(f"edge {src} ({ks}) -> {dst} ({kd}): only Input/neuron -> "
                                      f"Affine/Linear -> neuron chains and neuron -> Output can "
@@ -292,7 +320,7 @@ class _Builder:
         sizes = {n: net.inputs[n].size for n in net.inputs}
         sizes.update({n: _size(self.nodes[n], n) for n in incoming})
         for src, dst in self.edges:
-            if self.kind[dst] in NEURONS and self.kind[src] in ("Input",) + NEURONS:
+            if self.kind[dst] in NEURONS + READOUTS and self.kind[src] in ("Input",) + NEURONS:
                 if sizes[src] != sizes[dst]:
                     raise NIRImportError(f"edge {src} -> {dst}: sizes {sizes[src]} and "
                                          f"{sizes[dst]} differ (a direct edge is one-to-one)")
@@ -346,7 +374,8 @@ class _Builder:
             raise NIRImportError(f"node {name}: with the scale {scale:g} of its metadata "
                                  f"({SCALE_KEY}), {stats['clipped']:.2%} of its weights do not "
                                  f"fit the weight range")
-        theta = np.round(neuron.threshold * scale).astype(np.int64)
+        theta = (np.round(neuron.threshold * scale).astype(np.int64) if kind not in READOUTS
+                 else np.full(size, self.core.voltage_range[1]))   # V <= Vmax: never fires
         alpha, beta, decay_error = neuron.decays(self.core, name)
         params = dict(alpha=alpha, beta=beta, threshold=theta,
                       bias=np.round(bias * scale).astype(np.int64), refractory=0,
@@ -360,7 +389,8 @@ class _Builder:
                          f"evaluation (one step per population hop on the chip)")
         report = PopulationReport(
             name, kind, size, scale, limited, stats["count"], stats["clipped"], stats["error"],
-            _largest_relative_error(theta / scale, neuron.threshold), decay_error, hops, notes)
+            _largest_relative_error(theta / scale, neuron.threshold) if kind not in READOUTS
+            else 0.0, decay_error, hops, notes)
         return params, [(pre, w) for (pre, _, _), w in zip(conns, ints)], report
 
     def _integer_weights(self, weights, scale):
@@ -434,7 +464,7 @@ class _Neuron:
 
         self.name, self.notes = name, []
         r, v_reset, v_leak = param("r", 1.0), param("v_reset", 0.0), param("v_leak", 0.0)
-        self.threshold = param("v_threshold") - v_reset
+        self.threshold = param("v_threshold", 0.0) - v_reset   # LI: none (it never fires)
         if (self.threshold < 0).any():
             raise NIRImportError(f"node {name}: v_threshold below v_reset cannot be expressed "
                                  f"(the chip's threshold is unsigned)")

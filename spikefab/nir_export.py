@@ -11,7 +11,9 @@ threshold, or 1 if every threshold is 0):
 - every connection into it: a `Linear` (the first one an `Affine` carrying the bias) whose
   weights are w / (s * gain), gain being the forward-Euler input gain `load` applies (dt / tau
   for LIF, dt for IF, dt^2 / (tau_syn tau_mem) for CubaLIF), so `load` recovers w exactly;
-- recorded populations feed an `Output` node; input groups are `Input` nodes.
+- recorded populations feed an `Output` node; input groups are `Input` nodes;
+- a population with threshold Vmax everywhere (it never fires), alpha = 0 and a leak is an `LI`
+  readout (scale 1: its NIR value is V), fed to an `Output`.
 r = 1 because Norse's `from_nir` ignores r (snnTorch and spikefab honour it; with r = 1 all three
 agree). The graph's metadata holds dt and each neuron node's metadata its scale
 (`spikefab_scale`), which `load` uses instead of choosing one, so the round trip is exact.
@@ -58,7 +60,7 @@ def export(network, dt: float, *, core: CoreConfig | None = None, path=None):
         nodes[pop.name] = node
         gain = neuron_gain(node, pop.size, dt, pop.name)
         edges += _connections(nir, network, pop, scale, gain, nodes)
-        if pop.record:
+        if pop.record or isinstance(node, nir.LI):
             out = _free_name(nodes, f"{pop.name}_output")
             nodes[out] = nir.Output(output_type={"output": np.array([pop.size])})
             edges.append((pop.name, out))
@@ -85,6 +87,10 @@ def _neuron_node(nir, pop, dt: float, core: CoreConfig):
         raise NIRExportError(f"population {pop.name}: alpha = 2**F (a current that never "
                              f"decays) has no NIR time constant")
     leaky = beta < one
+    if (theta == core.voltage_range[1]).all() and not alpha.any() and leaky.all():
+        # Never fires (V <= Vmax, strict test): the membrane is the value, an LI readout.
+        return nir.LI(tau=dt / (1 - beta / one), r=np.ones(pop.size), v_leak=np.zeros(pop.size),
+                      metadata={SCALE_KEY: 1.0}), 1.0
     if leaky.any() and not leaky.all():
         raise NIRExportError(f"population {pop.name}: mixes leaky (beta < 2**F) and non-leaky "
                              f"neurons; NIR needs one node type per population")
