@@ -5,9 +5,11 @@
     print(imported.table())                        # scale, clipping and rounding per population
     image = imported.network.compile(ChipConfig()) # then load/run as any Network
 
-Supported nodes: `Input`, `Output`, `Affine`, `Linear`, `LIF`, `CubaLIF`, `IF`, `Flatten` (as
-a reshape), nested `NIRGraph`s (flattened); edges Input/neuron -> Affine/Linear -> neuron, a
-neuron straight to a neuron of the same size (one-to-one, weight 1), neuron -> Output (recorded).
+Supported nodes: `Input`, `Output`, `Affine`, `Linear`, `Conv2d`, `SumPool2d`, `AvgPool2d`
+(lowered to dense blocks, `spikefab.nir_lower`), `LIF`, `CubaLIF`, `IF`, `LI` (a readout that
+never fires, its membrane read back), `Flatten` (as a reshape), nested `NIRGraph`s (flattened);
+edges Input/neuron -> chain of linear nodes -> neuron, a neuron straight to a neuron of the same
+size (one-to-one, weight 1), neuron -> Output (recorded). Export: `export` (spikefab.nir_export).
 Anything else raises `NIRImportError` with one line naming the node and the reason.
 
 Discretisation (docs/deploy.md): forward Euler with step dt, input spikes 0/1 per step, as
@@ -33,6 +35,7 @@ import numpy as np
 
 from spikefab.host.network import Network
 from spikefab.nir_export import SCALE_KEY, NIRExportError, export
+from spikefab.nir_lower import LINEAR, LoweringError, lower
 from spikefab.spec import CoreConfig, NeuronParams, ResetMode, decay_from_float
 
 __all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "load", "export",
@@ -40,14 +43,11 @@ __all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "
 
 NEURONS = ("LIF", "CubaLIF", "IF")
 READOUTS = ("LI",)      # non-spiking: a population that never fires, its membrane read back
-CONNECTIONS = ("Affine", "Linear")
+CONNECTIONS = LINEAR    # Affine, Linear, Conv2d, SumPool2d, AvgPool2d: dense blocks
 REASONS = {
     "CubaLI": "a non-spiking readout with a synaptic current is not supported (use LI)",
     "I": "a non-spiking integrator is not supported",
-    "Conv1d": "convolutions are not lowered to dense synapse blocks yet",
-    "Conv2d": "convolutions are not lowered to dense synapse blocks yet",
-    "SumPool2d": "pooling is not lowered to dense synapse blocks yet",
-    "AvgPool2d": "pooling is not lowered to dense synapse blocks yet",
+    "Conv1d": "1-d convolutions are not lowered to dense synapse blocks (Conv2d is)",
     "Delay": "the chip has no programmable synaptic delay (every hop between populations takes "
              "exactly one step)",
     "Scale": "fold the scale into the preceding Affine/Linear weights",
@@ -304,15 +304,15 @@ class _Builder:
         for src, dst in self.edges:
             ks, kd = self.kind[src], self.kind[dst]
             ok = ((ks in ("Input",) + NEURONS and kd in CONNECTIONS + NEURONS + READOUTS)
-                  or (ks in CONNECTIONS and kd in NEURONS + READOUTS)
+                  or (ks in CONNECTIONS and kd in CONNECTIONS + NEURONS + READOUTS)
                   or (ks in NEURONS + READOUTS and kd == "Output"))
             if ks in READOUTS and kd != "Output":
                 raise NIRImportError(f"edge {src} (LI) -> {dst} ({kd}): an LI readout makes no "
                                      f"spikes, so it can only feed an Output")
             if not ok:
                 raise NIRImportError(f"edge {src} ({ks}) -> {dst} ({kd}): only Input/neuron -> "
-                                     f"Affine/Linear -> neuron chains and neuron -> Output can "
-                                     f"be expressed")
+                                     f"linear maps (Affine, Linear, Conv2d, pooling) -> neuron "
+                                     f"chains and neuron -> Output can be expressed")
 
     def _incoming(self, net):
         """neuron -> [(pre name, float weights pre.size x size)] before the neuron's gains."""
@@ -325,22 +325,54 @@ class _Builder:
                     raise NIRImportError(f"edge {src} -> {dst}: sizes {sizes[src]} and "
                                          f"{sizes[dst]} differ (a direct edge is one-to-one)")
                 incoming[dst].append((src, np.eye(sizes[src]), np.zeros(sizes[dst])))
-            elif self.kind[src] in CONNECTIONS:
+            elif self.kind[dst] in NEURONS + READOUTS and self.kind[src] in CONNECTIONS:
                 incoming[dst].append(self._connection(src, dst, sizes))
         return incoming
 
     def _connection(self, name, post, sizes):
-        node = self.nodes[name]
+        """(source, float weights source size x post size, bias) of the chain of linear nodes
+        that ends at `name` and feeds neuron `post`."""
+        pre, matrix, bias, _ = self._linear(name, (name,))
+        if matrix.shape != (sizes[post], sizes[pre]):
+            raise NIRImportError(f"node {name}: its output ({matrix.shape[0]} values) does not "
+                                 f"match {post} ({sizes[post]} neurons)")
+        return pre, matrix.T, bias
+
+    def _linear(self, name, path):
+        """Lower linear node `name` and the linear nodes before it into one dense block:
+        (source, matrix out x source size, bias, output shape)."""
         pres = [s for s, d in self.edges if d == name]
         if len(pres) != 1:
-            raise NIRImportError(f"node {name}: an Affine/Linear node needs exactly one source, "
-                                 f"not {len(pres)}")
-        weight = np.asarray(node.weight, dtype=np.float64)
-        if weight.ndim != 2 or weight.shape != (sizes[post], sizes[pres[0]]):
-            raise NIRImportError(f"node {name}: weight shape {weight.shape} does not connect "
-                                 f"{pres[0]} ({sizes[pres[0]]}) to {post} ({sizes[post]})")
-        bias = np.asarray(getattr(node, "bias", np.zeros(sizes[post])), dtype=np.float64)
-        return pres[0], weight.T, np.broadcast_to(bias, (sizes[post],))
+            raise NIRImportError(f"node {name}: a linear node needs exactly one source, not "
+                                 f"{len(pres)}")
+        pre, node, kind = pres[0], self.nodes[name], self.kind[name]
+        inner = None
+        if self.kind[pre] in CONNECTIONS:
+            if pre in path:
+                raise NIRImportError(f"node {name}: a cycle of linear nodes without a neuron")
+            source, *inner, shape = self._linear(pre, path + (pre,))
+        else:
+            source, shape = pre, self._shape(pre)
+        shape = _declared_shape(node, kind, shape)
+        try:
+            matrix, bias, out = lower(node, kind, shape)
+        except LoweringError as error:
+            raise NIRImportError(f"node {name} ({kind}): {error}") from None
+        if inner:
+            bias = matrix @ inner[1] + bias
+            matrix = matrix @ inner[0]
+        return source, matrix, bias, out
+
+    def _shape(self, name) -> tuple:
+        """The shape of an Input's or neuron node's output (neuron parameters shaped (C, H, W)
+        give that shape; flat ones a vector)."""
+        node = self.nodes[name]
+        if self.kind[name] == "Input":
+            return tuple(int(n) for n in next(iter(node.input_type.values())))
+        for key in ("v_threshold", "tau", "tau_mem", "r"):
+            if hasattr(node, key):
+                return np.asarray(getattr(node, key)).shape or (1,)
+        raise NIRImportError(f"node {name}: cannot tell its shape")
 
     def _hops(self, inputs, incoming):
         """Population hops from the inputs (shortest path): the chip's extra output delay."""
@@ -438,6 +470,23 @@ class _Builder:
             raise NIRImportError(f"node {name}: {error}") from None
 
 
+def _declared_shape(node, kind: str, shape: tuple) -> tuple:
+    """A flat input of the right size takes the shape a Conv2d (input_shape) or a pooling node
+    (input_type) declares."""
+    if len(shape) == 3:
+        return shape
+    declared = None
+    if kind == "Conv2d" and getattr(node, "input_shape", None) is not None:
+        channels = np.asarray(node.weight).shape[1] * int(node.groups)
+        declared = (channels, *(int(n) for n in node.input_shape))
+    elif kind in ("SumPool2d", "AvgPool2d"):
+        given = (getattr(node, "input_type", None) or {}).get("input")
+        declared = None if given is None else tuple(int(n) for n in given)
+    if declared and int(np.prod(declared)) == int(np.prod(shape)):
+        return declared
+    return shape
+
+
 def neuron_gain(node, size: int, dt: float, name: str) -> np.ndarray:
     """The forward-Euler input gain (per neuron) that `load` applies to NIR neuron `node`."""
     return _Neuron(node, type(node).__name__, size, dt, name).gain
@@ -456,6 +505,8 @@ class _Neuron:
         def param(key, default=None):
             value = getattr(node, key, default)
             array = np.asarray(default if value is None else value, dtype=np.float64)
+            if array.ndim > 1 and array.size == size:   # per neuron of a (C, H, W) layer
+                array = array.ravel()
             try:
                 return np.broadcast_to(array, (size,)).astype(np.float64).ravel()
             except ValueError:
