@@ -62,12 +62,36 @@ def test_norse_runs_an_exported_network_like_the_golden_model(seed):
     assert agreement >= 0.99
 
 
-def run_norse(graph, x):
-    """Run `graph` through Norse's NIR import step by step: T x n_in 0/1 -> T x n_out bool."""
-    executor = norse.torch.from_nir(graph, dt=DT)
+def run_norse(graph, x, dt=DT):
+    """Run `graph` through Norse's NIR import step by step: (B x) T x n_in counts -> (B x) T x
+    n_out bool."""
+    batch = x if x.ndim == 3 else x[None]
+    executor = norse.torch.from_nir(graph, dt=dt)
     state, theirs = None, []
     with torch.no_grad():
-        for row in x:
-            out, state = executor(torch.tensor(row[None], dtype=torch.float32), state)
-            theirs.append(out.numpy()[0] > 0)
-    return np.array(theirs)
+        for t in range(batch.shape[1]):
+            out, state = executor(torch.tensor(batch[:, t], dtype=torch.float32), state)
+            theirs.append(out.numpy() > 0)
+    theirs = np.stack(theirs, axis=1)
+    return theirs if x.ndim == 3 else theirs[0]
+
+
+def test_norse_classifies_the_shipped_trained_model_as_the_golden_model(tmp_path):
+    """examples/models/bars_direction.nir, imported then exported again (r = 1, which Norse
+    needs: it ignores r), run by Norse and by the golden model on freshly filmed clips."""
+    from test_examples import example
+
+    from spikefab.nir import export
+    train_nir = example("train_nir")
+    seed = 13
+    print(f"seed={seed}")
+    x, _ = train_nir.film({"norse": 60}, seed, tmp_path)["norse"]
+    net = load(train_nir.MODEL).network
+    ours = net.reference(CoreConfig(), {"input": x})["lif2"]
+    theirs = run_norse(export(net, train_nir.DT), x, train_nir.DT)
+    assert theirs.sum() > 100
+    agreement = (ours[:, 1:] == theirs[:, :-1]).mean()
+    classes = (ours.sum(axis=1).argmax(axis=1) == theirs.sum(axis=1).argmax(axis=1)).mean()
+    print(f"agreement {agreement:.4f}, classes {classes:.3f}, spikes {ours.sum()} vs "
+          f"{theirs.sum()}")
+    assert agreement >= 0.99 and classes >= 0.95
