@@ -20,7 +20,8 @@ project's synthetic event camera and read back from AEDAT4 files, as in `example
 
     nice python examples/train_nir.py [--train 2000] [--test 500] [--epochs 8] [--rtl 8]
 
-Needs the optional peers (torch, snnTorch: `pip install -e .[torch]`). About a minute of CPU.
+Needs the optional peers (torch, snnTorch: `pip install -e .[torch]`). About 20 s of CPU, plus
+one Verilator build of the small chip the first time `--rtl` runs (cached).
 """
 
 from __future__ import annotations

@@ -53,3 +53,19 @@ def test_reduced_training_learns_and_quantisation_costs_at_most_one_point(train_
     assert result["float"] - result["quantised"] <= 0.01
     assert (tmp_path / "curve.png").stat().st_size > 1000
     assert load(tmp_path / "m.nir").network.populations["lif2"].record
+
+
+def test_fake_quantisation_rounds_the_weights_as_the_import_does(train_nir):
+    """Quantisation-aware fine-tuning trains through the very integers `load` will make."""
+    torch = pytest.importorskip("torch", reason="torch (optional extra) is not installed")
+    snn = pytest.importorskip("snntorch", reason="snnTorch (optional extra) is not installed")
+    torch.manual_seed(3)
+    print("seed=3")
+    net = train_nir.build(torch, snn)
+    net.quantise = True
+    imported = load(train_nir.to_nir(net))
+    for layer, conn, report in zip((net.fc1, net.fc2), imported.network.connections,
+                                   imported.populations):
+        fake = net.weight(layer).detach().numpy().astype(np.float64)
+        assert np.allclose(fake * report.scale, conn.weights.T, atol=1e-3)
+        assert report.limited_by == "weights"
