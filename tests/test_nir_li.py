@@ -123,3 +123,13 @@ def test_a_saturated_readout_is_an_error_not_a_value():
                                      membranes=["readout"])
     with pytest.raises(NIRImportError, match="readout readout: the membrane reached"):
         imported.readout(got)
+
+
+def test_spikefab_run_refuses_an_li_readout_in_one_line(tmp_path):
+    from spikefab.nir import network_spec
+    graph, _ = graph_and_input(5)
+    graph.metadata = {"dt": DT}
+    nir.write(tmp_path / "li.nir", graph)
+    with pytest.raises(NIRImportError, match="LI readout readout needs membrane read-back") as e:
+        network_spec(tmp_path / "li.nir")
+    assert "\n" not in str(e.value)
