@@ -70,33 +70,37 @@ class DataSet:
     events: int                   # events in the file
 
 
-def film(path: Path, count: int, rng) -> Path:
-    """Write `count` labelled clips as one AEDAT4 recording and a CSV of (start_us, direction)."""
-    labels = rng.integers(0, len(DIRECTIONS), count)
+def film(path: Path, count: int, rng, directions=DIRECTIONS) -> Path:
+    """Write `count` labelled clips as one AEDAT4 recording and a CSV of (start_us, direction);
+    `directions` are names of `synthetic.DIRECTIONS` or angles in degrees."""
+    labels = rng.integers(0, len(directions), count)
     parts, rows = [], []
     for k, label in enumerate(labels):
         thickness = float(rng.integers(4, 7))
         parts.append(moving_bar(
-            SENSOR, SENSOR, direction=DIRECTIONS[label], speed=float(rng.choice(SPEEDS)),
+            SENSOR, SENSOR, direction=directions[label], speed=float(rng.choice(SPEEDS)),
             start=float(rng.uniform(-thickness, SENSOR / 2)), thickness=thickness,
             duration_us=CLIP * DT_US, noise_hz=NOISE_HZ, t0_us=k * PERIOD_US, seed=rng))
-        rows.append((k * PERIOD_US, DIRECTIONS[label]))
+        rows.append((k * PERIOD_US, directions[label]))
     write_recording(path, np.concatenate(parts), (SENSOR, SENSOR))
     with open(path.with_suffix(".csv"), "w", newline="") as f:
         csv.writer(f).writerows([("start_us", "direction"), *rows])
     return path
 
 
-def load(path: Path) -> DataSet:
-    """Read a recording and its labels back and encode it into per-step axon ids."""
+def load(path: Path, encoding: EncoderConfig = ENCODER, n_inputs: int = CFG.n_axons,
+         directions=DIRECTIONS) -> DataSet:
+    """Read a recording and its labels (indices into `directions`) back and encode it into
+    per-step axon ids (`encoding`, which must give `n_inputs` inputs)."""
     with open(path.with_suffix(".csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     starts = [int(row["start_us"]) // DT_US for row in rows]
-    labels = np.array([DIRECTIONS.index(row["direction"]) for row in rows])
+    names = [str(d) for d in directions]
+    labels = np.array([names.index(row["direction"]) for row in rows])
     rec = open_recording(path)
-    encoder = Encoder(ENCODER, (rec.width, rec.height), start_us=0)
-    if encoder.n_inputs != CFG.n_axons:
-        raise ValueError(f"{path}: encodes to {encoder.n_inputs} inputs, not {CFG.n_axons}")
+    encoder = Encoder(encoding, (rec.width, rec.height), start_us=0)
+    if encoder.n_inputs != n_inputs:
+        raise ValueError(f"{path}: encodes to {encoder.n_inputs} inputs, not {n_inputs}")
     steps = {}
     for chunk in rec.chunks():
         steps.update(encoder.feed(chunk))
@@ -106,13 +110,14 @@ def load(path: Path) -> DataSet:
     return DataSet(path, clips, labels, encoder.counts.events)
 
 
-def make_data(folder: Path, sizes: dict, seed: int) -> dict:
-    """Film and read back each data set (one recording per set)."""
+def make_data(folder: Path, sizes: dict, seed: int, encoding: EncoderConfig = ENCODER,
+              n_inputs: int = CFG.n_axons, directions=DIRECTIONS) -> dict:
+    """Film and read back each data set (one recording per set; `load` for the encoding)."""
     rng = np.random.default_rng(seed)
     data = {}
     for name, count in sizes.items():
-        path = film(folder / f"bars_{name}.aedat4", count, rng)
-        data[name] = load(path)
+        path = film(folder / f"bars_{name}.aedat4", count, rng, directions)
+        data[name] = load(path, encoding, n_inputs, directions)
         print(f"{name}: {count} clips, {data[name].events} events in {path.name} "
               f"({path.stat().st_size // 1024} kB), read back and encoded", flush=True)
     return data

@@ -35,6 +35,8 @@ from spikefab.spec import (
     ResetMode,
     integer_array,
     pack_weight_word,
+    state_fields,
+    unpack_fields,
 )
 
 from .learning import (
@@ -239,8 +241,8 @@ class Network:
 
     # Reference simulation ---------------------------------------------------------------------
 
-    def reference(self, core: CoreConfig, inputs: dict[str, np.ndarray], steps: int | None = None
-                  ) -> dict[str, np.ndarray]:
+    def reference(self, core: CoreConfig, inputs: dict[str, np.ndarray], steps: int | None = None,
+                  *, membranes=()) -> dict[str, np.ndarray]:
         """Simulate the description directly (one big neuron array, no placement or routing).
 
         `inputs` maps input groups to steps x size event counts, or to B x steps x size for B
@@ -249,6 +251,9 @@ class Network:
         per population, with the chip's arithmetic (`BatchLIF`, bit-exact with `lif_update`) and
         timing: an input acts in its own step, a spike of step t reaches its targets at t + 1.
         Per-step caps of the cores are not modelled (a `ChipConfig` rules out overflow).
+        Every population named in `membranes` also gets the entry `name + ".v"`: its membrane V
+        after each step (after any reset), int64 of the same shape, what `run(...,
+        membranes=...)` reads back from a chip (the value of a non-spiking readout).
         """
         counts, batched = self._reference_inputs(inputs, steps)
         batch, steps = counts[0][1].shape[:2] if counts else (1, steps or 0)
@@ -261,11 +266,13 @@ class Network:
                       sums[id(c)].weights_as(sums[id(c)].dtype(c.pre.size)))
                      for c in self.connections if isinstance(c.pre, Population)]
         spikes = np.zeros((steps, batch, total), dtype=bool)
+        watched = self._watched(membranes, offsets)
+        volts = np.zeros((steps, batch, len(watched)), dtype=np.int64)
         chunk = max(1, (1 << 18) // (batch * max(total, 1)))
         for first in range(0, steps, chunk):
             driven, bound = self._input_sums(counts, sums, first, min(first + chunk, steps),
                                              offsets, total)
-            if not recurrent:   # feed-forward from the inputs only: all steps at once
+            if not recurrent and not len(watched):   # feed-forward: all steps at once
                 spikes[first:first + len(driven)] = lif.run(driven, bound)
                 continue
             for t, acc in enumerate(driven, start=first):
@@ -274,11 +281,26 @@ class Network:
                         previous = spikes[t - 1, :, pre:pre + size].astype(weights.dtype)
                         acc[:, post:post + width] += previous @ weights
                 spikes[t] = lif.step(acc)
+                volts[t] = lif.v[:, watched]
         out = {}
         for name, pop in self.populations.items():
             part = spikes[:, :, offsets[name]:offsets[name] + pop.size].transpose(1, 0, 2)
             out[name] = part if batched else part[0]
+        first = 0
+        for name in membranes:
+            size = self.populations[name].size
+            part = volts[:, :, first:first + size].transpose(1, 0, 2)
+            out[name + ".v"] = part if batched else part[0]
+            first += size
         return out
+
+    def _watched(self, membranes, offsets) -> np.ndarray:
+        """Neuron indices (into the reference's one array) of the populations in `membranes`."""
+        unknown = [name for name in membranes if name not in self.populations]
+        if unknown:
+            raise ValueError(f"membranes: no population named {unknown[0]!r}")
+        return np.array([offsets[name] + k for name in membranes
+                         for k in range(self.populations[name].size)], dtype=np.int64)
 
     def _offsets(self) -> dict[str, int]:
         offsets, total = {}, 0
@@ -406,7 +428,8 @@ def _teaching(image: ChipImage, signals: dict | None, t: int, kind: str):
 
 
 def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None,
-        *, targets: dict | None = None, factors: dict | None = None) -> dict[str, np.ndarray]:
+        *, targets: dict | None = None, factors: dict | None = None, membranes=()
+        ) -> dict[str, np.ndarray]:
     """Stream `inputs` (group -> steps x size event counts) and return recorded spikes.
 
     An adapter over the one streaming loop (`spikefab.host.streaming.stream`): each step's events
@@ -419,10 +442,15 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
     input events in a step than the chip accepts (`ChipConfig.max_host_events` routed events:
     they are not sent), or events the chip dropped (a step produced more recorded spikes than
     its host buffer holds, `ChipConfig.host_buffer`).
+    `membranes`: populations whose membrane V is read back (READ_STATE) before every step's TICK
+    and once at the end, returned as `name + ".v"` (steps x size int64, V after each step), as
+    `Network.reference` gives it; one state read per core and step, so it slows the run.
     """
     if steps is None:
         steps = max((len(r) for r in inputs.values()), default=0)
-    teaching = bool(targets or factors)
+    volts = {name: np.zeros((steps, len(image.placement[name])), dtype=np.int64)
+             for name in membranes}
+    teaching = bool(targets or factors or membranes)
 
     def step_ids():
         for t in range(steps):
@@ -433,30 +461,49 @@ def run(client, image: ChipImage, inputs: dict[str, np.ndarray], steps: int | No
                 yield t, ids
 
     def teach(t):
+        if t:
+            _read_membranes(client, image, volts, t - 1)
         for c, bits in _teaching(image, targets, t, "targets").items():
             send_targets(client, c, np.flatnonzero(bits))
         for c, values in _teaching(image, factors, t, "factors").items():
             send_factors(client, c, values)
 
     result = stream(client, image, step_ids(), until=steps, teach=teach if teaching else None)
+    if steps:
+        _read_membranes(client, image, volts, steps - 1)
     out = {name: np.zeros((steps, len(image.placement[name])), dtype=bool)
            for name in image.recorded}
     for name, pairs in result.spikes.items():
         out[name][pairs[:, 0], pairs[:, 1]] = True
     result.check(out)
+    out.update({name + ".v": v for name, v in volts.items()})
     return out
 
 
+def _read_membranes(client, image: ChipImage, volts: dict, t: int):
+    """Read the membrane V of every population in `volts` into row t (one read per core)."""
+    layout = state_fields(image.config.core)
+    for name, rows in volts.items():
+        slots = image.placement[name]
+        for c in sorted({c for c, _ in slots}):
+            first = min(n for k, n in slots if k == c)
+            last = max(n for k, n in slots if k == c)
+            words = client.read_state(c, first, last - first + 1)
+            for j, (k, n) in enumerate(slots):
+                if k == c:
+                    rows[t, j] = unpack_fields(layout, words[n - first])["v"]
+
+
 def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | None = None, *,
-               seed: int = 1) -> dict[str, np.ndarray]:
+               membranes=()) -> dict[str, np.ndarray]:
     """Run on the Verilator-simulated chip gateware; return the recorded spikes like `run`.
 
     The session (load, then run) is driven through the golden model while its request bytes are
     recorded; the same bytes are then replayed into the gateware on the native simulated board
     (`spikefab.boards.sim.replay`, built once per configuration and cached), whose every reply
     byte must equal the model's (`SimulationFailed` otherwise). The spikes returned are
-    therefore the gateware's. `seed` is unused (the replay has no random stalls; the cocotb
-    replay with stalls is `spikefab.verify.rtlsim.run_chip_exchange`).
+    therefore the gateware's. (The cocotb replay with random stalls, for cycle-level checks, is
+    `spikefab.verify.rtlsim.run_chip_exchange`.)
     """
     from spikefab.boards.sim import replay
     from spikefab.sim import ChipModel
@@ -465,6 +512,6 @@ def run_on_rtl(image: ChipImage, inputs: dict[str, np.ndarray], steps: int | Non
     transport = RecordingTransport(ChipModel(image.config))
     client = ChipClient(transport)
     load(client, image)
-    spikes = run(client, image, inputs, steps)
+    spikes = run(client, image, inputs, steps, membranes=membranes)
     replay(image.config, transport.requests, transport.replies)
     return spikes

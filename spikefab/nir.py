@@ -5,9 +5,11 @@
     print(imported.table())                        # scale, clipping and rounding per population
     image = imported.network.compile(ChipConfig()) # then load/run as any Network
 
-Supported nodes: `Input`, `Output`, `Affine`, `Linear`, `LIF`, `CubaLIF`, `IF`, `Flatten` (as
-a reshape), nested `NIRGraph`s (flattened); edges Input/neuron -> Affine/Linear -> neuron, a
-neuron straight to a neuron of the same size (one-to-one, weight 1), neuron -> Output (recorded).
+Supported nodes: `Input`, `Output`, `Affine`, `Linear`, `Conv2d`, `SumPool2d`, `AvgPool2d`
+(lowered to dense blocks, `spikefab.nir_lower`), `LIF`, `CubaLIF`, `IF`, `LI` (a readout that
+never fires, its membrane read back), `Flatten` (as a reshape), nested `NIRGraph`s (flattened);
+edges Input/neuron -> chain of linear nodes -> neuron, a neuron straight to a neuron of the same
+size (one-to-one, weight 1), neuron -> Output (recorded). Export: `export` (spikefab.nir_export).
 Anything else raises `NIRImportError` with one line naming the node and the reason.
 
 Discretisation (docs/deploy.md): forward Euler with step dt, input spikes 0/1 per step, as
@@ -32,22 +34,20 @@ from pathlib import Path
 import numpy as np
 
 from spikefab.host.network import Network
+from spikefab.nir_export import SCALE_KEY, NIRExportError, export
+from spikefab.nir_lower import LINEAR, LoweringError, lower
 from spikefab.spec import CoreConfig, NeuronParams, ResetMode, decay_from_float
 
-__all__ = ["NIRImportError", "Imported", "PopulationReport", "load", "describe",
-           "network_spec"]
+__all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "load", "export",
+           "describe", "network_spec", "neuron_gain"]
 
 NEURONS = ("LIF", "CubaLIF", "IF")
-CONNECTIONS = ("Affine", "Linear")
+READOUTS = ("LI",)      # non-spiking: a population that never fires, its membrane read back
+CONNECTIONS = LINEAR    # Affine, Linear, Conv2d, SumPool2d, AvgPool2d: dense blocks
 REASONS = {
-    "LI": "a non-spiking leaky-integrator readout is not supported yet (read the spikes of a "
-          "LIF layer instead)",
-    "CubaLI": "a non-spiking readout is not supported yet",
+    "CubaLI": "a non-spiking readout with a synaptic current is not supported (use LI)",
     "I": "a non-spiking integrator is not supported",
-    "Conv1d": "convolutions are not lowered to dense synapse blocks yet",
-    "Conv2d": "convolutions are not lowered to dense synapse blocks yet",
-    "SumPool2d": "pooling is not lowered to dense synapse blocks yet",
-    "AvgPool2d": "pooling is not lowered to dense synapse blocks yet",
+    "Conv1d": "1-d convolutions are not lowered to dense synapse blocks (Conv2d is)",
     "Delay": "the chip has no programmable synaptic delay (every hop between populations takes "
              "exactly one step)",
     "Scale": "fold the scale into the preceding Affine/Linear weights",
@@ -66,7 +66,7 @@ class PopulationReport:
     kind: str
     size: int
     scale: float                 # integer units per NIR voltage unit
-    limited_by: str              # "weights", "threshold" or "bias": what set the scale
+    limited_by: str              # "weights", "threshold", "bias" or "graph metadata"
     weights: int                 # incoming synapses (nonzero weights)
     clipped: float               # fraction of those weights clipped to the range
     weight_error: float          # mean |w_int / s - w| over max|w|
@@ -84,6 +84,24 @@ class Imported:
     dt_source: str
     populations: list[PopulationReport]
     inputs: list[str]
+    readouts: list[str] = field(default_factory=list)   # LI populations (membrane read back)
+    core: CoreConfig = field(default_factory=CoreConfig)
+
+    def readout(self, outputs: dict) -> dict[str, np.ndarray]:
+        """NIR-unit values (V / scale) of every LI readout from the `name + ".v"` membranes of a
+        `Network.reference` or `host.network.run` result (both with `membranes=readouts`).
+        Raises `NIRImportError` if a membrane reached the voltage range: it may have saturated,
+        so the value would be wrong."""
+        scales = {r.name: r.scale for r in self.populations}
+        lo, hi = self.core.voltage_range
+        values = {}
+        for name in self.readouts:
+            v = np.asarray(outputs[name + ".v"])
+            if v.size and (v.max() >= hi or v.min() <= lo):
+                raise NIRImportError(f"readout {name}: the membrane reached {lo}..{hi} and may "
+                                     f"have saturated; lower the input or the scale")
+            values[name] = v / scales[name]
+        return values
 
     def table(self) -> str:
         """Return the quantisation report as a markdown table."""
@@ -144,6 +162,10 @@ def network_spec(path, dt_us: int | None = None, core: CoreConfig | None = None)
     from spikefab.host.bundled import NetworkSpec
     from spikefab.host.encode import EncoderConfig
     imported = load(path, dt=None if dt_us is None else dt_us * 1e-6, core=core)
+    if imported.readouts:
+        raise NIRImportError(f"{path}: `spikefab run` shows spikes; the LI readout "
+                             f"{imported.readouts[0]} needs membrane read-back (Python API: "
+                             f"run(..., membranes=imported.readouts), docs/deploy.md)")
     if len(imported.inputs) != 1:
         raise NIRImportError(f"{path}: `spikefab run` needs exactly one Input node, the graph "
                              f"has {len(imported.inputs)}")
@@ -251,7 +273,8 @@ class _Builder:
             net.add_input(name, int(np.prod(shape)))
         incoming = self._incoming(net)
         hops = self._hops(inputs, incoming)
-        recorded = {s for s, d in self.edges if self.kind.get(d) == "Output"}
+        fed = {s for s, d in self.edges if self.kind.get(d) == "Output"}
+        recorded = {name for name in fed if self.kind[name] in NEURONS}
         reports, synapses = [], {}
         for name in self._neurons():
             params, synapses[name], report = self._quantise(name, incoming[name],
@@ -262,28 +285,34 @@ class _Builder:
             for pre, weights in synapses[name]:
                 pre_node = net.inputs.get(pre) or net.populations[pre]
                 net.connect(pre_node, net.populations[name], weights)
-        if not recorded:
-            raise NIRImportError("the graph has no Output fed by a spiking neuron node: nothing "
-                                 "would reach the host")
-        return Imported(net, self.dt, dt_source, reports, inputs)
+        readouts = [name for name in self._neurons() if name in fed - recorded]
+        if not fed:
+            raise NIRImportError("the graph has no Output fed by a neuron node: nothing would "
+                                 "reach the host")
+        return Imported(net, self.dt, dt_source, reports, inputs, readouts, self.core)
 
     def _neurons(self):
-        return [n for n in self.nodes if self.kind[n] in NEURONS]
+        return [n for n in self.nodes if self.kind[n] in NEURONS + READOUTS]
 
     def _check_kinds(self):
         for name, kind in self.kind.items():
-            if name not in self.nodes or kind in NEURONS + CONNECTIONS + ("Input", "Output"):
+            known = NEURONS + READOUTS + CONNECTIONS + ("Input", "Output")
+            if name not in self.nodes or kind in known:
                 continue
             reason = REASONS.get(kind, "this node type is not supported")
             raise NIRImportError(f"node {name} ({kind}): {reason}")
         for src, dst in self.edges:
             ks, kd = self.kind[src], self.kind[dst]
-            ok = ((ks in ("Input",) + NEURONS and kd in CONNECTIONS + NEURONS)
-                  or (ks in CONNECTIONS and kd in NEURONS) or (ks in NEURONS and kd == "Output"))
+            ok = ((ks in ("Input",) + NEURONS and kd in CONNECTIONS + NEURONS + READOUTS)
+                  or (ks in CONNECTIONS and kd in CONNECTIONS + NEURONS + READOUTS)
+                  or (ks in NEURONS + READOUTS and kd == "Output"))
+            if ks in READOUTS and kd != "Output":
+                raise NIRImportError(f"edge {src} (LI) -> {dst} ({kd}): an LI readout makes no "
+                                     f"spikes, so it can only feed an Output")
             if not ok:
                 raise NIRImportError(f"edge {src} ({ks}) -> {dst} ({kd}): only Input/neuron -> "
-                                     f"Affine/Linear -> neuron chains and neuron -> Output can "
-                                     f"be expressed")
+                                     f"linear maps (Affine, Linear, Conv2d, pooling) -> neuron "
+                                     f"chains and neuron -> Output can be expressed")
 
     def _incoming(self, net):
         """neuron -> [(pre name, float weights pre.size x size)] before the neuron's gains."""
@@ -291,27 +320,59 @@ class _Builder:
         sizes = {n: net.inputs[n].size for n in net.inputs}
         sizes.update({n: _size(self.nodes[n], n) for n in incoming})
         for src, dst in self.edges:
-            if self.kind[dst] in NEURONS and self.kind[src] in ("Input",) + NEURONS:
+            if self.kind[dst] in NEURONS + READOUTS and self.kind[src] in ("Input",) + NEURONS:
                 if sizes[src] != sizes[dst]:
                     raise NIRImportError(f"edge {src} -> {dst}: sizes {sizes[src]} and "
                                          f"{sizes[dst]} differ (a direct edge is one-to-one)")
                 incoming[dst].append((src, np.eye(sizes[src]), np.zeros(sizes[dst])))
-            elif self.kind[src] in CONNECTIONS:
+            elif self.kind[dst] in NEURONS + READOUTS and self.kind[src] in CONNECTIONS:
                 incoming[dst].append(self._connection(src, dst, sizes))
         return incoming
 
     def _connection(self, name, post, sizes):
-        node = self.nodes[name]
+        """(source, float weights source size x post size, bias) of the chain of linear nodes
+        that ends at `name` and feeds neuron `post`."""
+        pre, matrix, bias, _ = self._linear(name, (name,))
+        if matrix.shape != (sizes[post], sizes[pre]):
+            raise NIRImportError(f"node {name}: its output ({matrix.shape[0]} values) does not "
+                                 f"match {post} ({sizes[post]} neurons)")
+        return pre, matrix.T, bias
+
+    def _linear(self, name, path):
+        """Lower linear node `name` and the linear nodes before it into one dense block:
+        (source, matrix out x source size, bias, output shape)."""
         pres = [s for s, d in self.edges if d == name]
         if len(pres) != 1:
-            raise NIRImportError(f"node {name}: an Affine/Linear node needs exactly one source, "
-                                 f"not {len(pres)}")
-        weight = np.asarray(node.weight, dtype=np.float64)
-        if weight.ndim != 2 or weight.shape != (sizes[post], sizes[pres[0]]):
-            raise NIRImportError(f"node {name}: weight shape {weight.shape} does not connect "
-                                 f"{pres[0]} ({sizes[pres[0]]}) to {post} ({sizes[post]})")
-        bias = np.asarray(getattr(node, "bias", np.zeros(sizes[post])), dtype=np.float64)
-        return pres[0], weight.T, np.broadcast_to(bias, (sizes[post],))
+            raise NIRImportError(f"node {name}: a linear node needs exactly one source, not "
+                                 f"{len(pres)}")
+        pre, node, kind = pres[0], self.nodes[name], self.kind[name]
+        inner = None
+        if self.kind[pre] in CONNECTIONS:
+            if pre in path:
+                raise NIRImportError(f"node {name}: a cycle of linear nodes without a neuron")
+            source, *inner, shape = self._linear(pre, path + (pre,))
+        else:
+            source, shape = pre, self._shape(pre)
+        shape = _declared_shape(node, kind, shape)
+        try:
+            matrix, bias, out = lower(node, kind, shape)
+        except LoweringError as error:
+            raise NIRImportError(f"node {name} ({kind}): {error}") from None
+        if inner:
+            bias = matrix @ inner[1] + bias
+            matrix = matrix @ inner[0]
+        return source, matrix, bias, out
+
+    def _shape(self, name) -> tuple:
+        """The shape of an Input's or neuron node's output (neuron parameters shaped (C, H, W)
+        give that shape; flat ones a vector)."""
+        node = self.nodes[name]
+        if self.kind[name] == "Input":
+            return tuple(int(n) for n in next(iter(node.input_type.values())))
+        for key in ("v_threshold", "tau", "tau_mem", "r"):
+            if hasattr(node, key):
+                return np.asarray(getattr(node, key)).shape or (1,)
+        raise NIRImportError(f"node {name}: cannot tell its shape")
 
     def _hops(self, inputs, incoming):
         """Population hops from the inputs (shortest path): the chip's extra output delay."""
@@ -335,9 +396,18 @@ class _Builder:
         neuron = _Neuron(node, kind, size, self.dt, name)
         weights = [w * neuron.gain[None, :] for _, w, _ in conns]
         bias = sum((b * neuron.gain for _, _, b in conns), np.zeros(size)) + neuron.constant
-        scale, limited = self._scale(name, weights, bias, neuron.threshold)
+        given = _metadata(node).get(SCALE_KEY)
+        if given is None:
+            scale, limited = self._scale(name, weights, bias, neuron.threshold)
+        else:   # written by `export`: the integers it came from are recovered exactly
+            scale, limited = float(np.asarray(given)), "graph metadata"
         ints, stats = self._integer_weights(weights, scale)
-        theta = np.round(neuron.threshold * scale).astype(np.int64)
+        if limited == "graph metadata" and stats["clipped"]:
+            raise NIRImportError(f"node {name}: with the scale {scale:g} of its metadata "
+                                 f"({SCALE_KEY}), {stats['clipped']:.2%} of its weights do not "
+                                 f"fit the weight range")
+        theta = (np.round(neuron.threshold * scale).astype(np.int64) if kind not in READOUTS
+                 else np.full(size, self.core.voltage_range[1]))   # V <= Vmax: never fires
         alpha, beta, decay_error = neuron.decays(self.core, name)
         params = dict(alpha=alpha, beta=beta, threshold=theta,
                       bias=np.round(bias * scale).astype(np.int64), refractory=0,
@@ -351,7 +421,8 @@ class _Builder:
                          f"evaluation (one step per population hop on the chip)")
         report = PopulationReport(
             name, kind, size, scale, limited, stats["count"], stats["clipped"], stats["error"],
-            _largest_relative_error(theta / scale, neuron.threshold), decay_error, hops, notes)
+            _largest_relative_error(theta / scale, neuron.threshold) if kind not in READOUTS
+            else 0.0, decay_error, hops, notes)
         return params, [(pre, w) for (pre, _, _), w in zip(conns, ints)], report
 
     def _integer_weights(self, weights, scale):
@@ -399,6 +470,28 @@ class _Builder:
             raise NIRImportError(f"node {name}: {error}") from None
 
 
+def _declared_shape(node, kind: str, shape: tuple) -> tuple:
+    """A flat input of the right size takes the shape a Conv2d (input_shape) or a pooling node
+    (input_type) declares."""
+    if len(shape) == 3:
+        return shape
+    declared = None
+    if kind == "Conv2d" and getattr(node, "input_shape", None) is not None:
+        channels = np.asarray(node.weight).shape[1] * int(node.groups)
+        declared = (channels, *(int(n) for n in node.input_shape))
+    elif kind in ("SumPool2d", "AvgPool2d"):
+        given = (getattr(node, "input_type", None) or {}).get("input")
+        declared = None if given is None else tuple(int(n) for n in given)
+    if declared and int(np.prod(declared)) == int(np.prod(shape)):
+        return declared
+    return shape
+
+
+def neuron_gain(node, size: int, dt: float, name: str) -> np.ndarray:
+    """The forward-Euler input gain (per neuron) that `load` applies to NIR neuron `node`."""
+    return _Neuron(node, type(node).__name__, size, dt, name).gain
+
+
 def _largest_relative_error(got, want) -> float:
     """max |got - want| / want over the entries where want > 0 (0 if there are none)."""
     positive = want > 0
@@ -412,6 +505,8 @@ class _Neuron:
         def param(key, default=None):
             value = getattr(node, key, default)
             array = np.asarray(default if value is None else value, dtype=np.float64)
+            if array.ndim > 1 and array.size == size:   # per neuron of a (C, H, W) layer
+                array = array.ravel()
             try:
                 return np.broadcast_to(array, (size,)).astype(np.float64).ravel()
             except ValueError:
@@ -420,7 +515,7 @@ class _Neuron:
 
         self.name, self.notes = name, []
         r, v_reset, v_leak = param("r", 1.0), param("v_reset", 0.0), param("v_leak", 0.0)
-        self.threshold = param("v_threshold") - v_reset
+        self.threshold = param("v_threshold", 0.0) - v_reset   # LI: none (it never fires)
         if (self.threshold < 0).any():
             raise NIRImportError(f"node {name}: v_threshold below v_reset cannot be expressed "
                                  f"(the chip's threshold is unsigned)")

@@ -182,7 +182,8 @@ def graph_with(node, name="x"):
 
 
 @pytest.mark.parametrize("node, message", [
-    (nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)), r"node x \(LI\): a non-spiking"),
+    (nir.CubaLI(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)),
+     r"node x \(CubaLI\): a non-spiking readout with a synaptic current"),
     (nir.Delay(delay=np.ones(2)), r"node x \(Delay\): the chip has no programmable"),
     (nir.LIF(tau=np.full(2, 1e-4), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
      r"node x: tau must be at least dt"),

@@ -31,15 +31,67 @@ def test_spikes_equal_norses_import_one_step_later(seed):
     w2[0, 0] = 1.0
     graph = lif_graph(w1, w2, tau=DT * 16, threshold=0.125, r=1.0)   # Norse assumes r = 1
     x = (rng.random((300, 32)) < 0.15).astype(np.int64)
-    executor = norse.torch.from_nir(graph, dt=DT)
-    state, theirs = None, []
-    with torch.no_grad():
-        for row in x:
-            out, state = executor(torch.tensor(row[None], dtype=torch.float32), state)
-            theirs.append(out.numpy()[0] > 0)
-    theirs = np.array(theirs)
+    theirs = run_norse(graph, x)
     ours = load(graph, dt=DT).network.reference(CoreConfig(), {"input": x})["lif2"]
     assert theirs.sum() > 100
     agreement = (ours[1:] == theirs[:-1]).mean()
     print(f"agreement {agreement:.4f}, spikes {ours.sum()} vs {theirs.sum()}")
     assert agreement >= 0.99
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_norse_runs_an_exported_network_like_the_golden_model(seed):
+    """export -> Norse's own NIR import: the float run follows the integer one (the chip's
+    toward-zero decay rounding is the only difference), the output one step later."""
+    from spikefab.host.network import Network
+    from spikefab.nir import export
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    net = Network()
+    x = net.add_input("x", 32)
+    hidden = net.add_population("hidden", 16, beta=rng.integers(3500, 4000, 16), threshold=256)
+    out = net.add_population("out", 4, beta=3840, threshold=256, record=True)
+    net.connect(x, hidden, rng.integers(-40, 120, (32, 16)))
+    net.connect(hidden, out, rng.integers(-30, 110, (16, 4)))
+    spikes = (rng.random((300, 32)) < 0.15).astype(np.int64)
+    ours = net.reference(CoreConfig(), {"x": spikes})["out"]
+    theirs = run_norse(export(net, DT), spikes)
+    assert ours.sum() > 100
+    agreement = (ours[1:] == theirs[:-1]).mean()
+    print(f"agreement {agreement:.4f}, spikes {ours.sum()} vs {theirs.sum()}")
+    assert agreement >= 0.99
+
+
+def run_norse(graph, x, dt=DT):
+    """Run `graph` through Norse's NIR import step by step: (B x) T x n_in counts -> (B x) T x
+    n_out bool."""
+    batch = x if x.ndim == 3 else x[None]
+    executor = norse.torch.from_nir(graph, dt=dt)
+    state, theirs = None, []
+    with torch.no_grad():
+        for t in range(batch.shape[1]):
+            out, state = executor(torch.tensor(batch[:, t], dtype=torch.float32), state)
+            theirs.append(out.numpy() > 0)
+    theirs = np.stack(theirs, axis=1)
+    return theirs if x.ndim == 3 else theirs[0]
+
+
+def test_norse_classifies_the_shipped_trained_model_as_the_golden_model(tmp_path):
+    """examples/models/bars_direction.nir, imported then exported again (r = 1, which Norse
+    needs: it ignores r), run by Norse and by the golden model on freshly filmed clips."""
+    from test_examples import example
+
+    from spikefab.nir import export
+    train_nir = example("train_nir")
+    seed = 13
+    print(f"seed={seed}")
+    x, _ = train_nir.film({"norse": 60}, seed, tmp_path)["norse"]
+    net = load(train_nir.MODEL).network
+    ours = net.reference(CoreConfig(), {"input": x})["lif2"]
+    theirs = run_norse(export(net, train_nir.DT), x, train_nir.DT)
+    assert theirs.sum() > 100
+    agreement = (ours[:, 1:] == theirs[:, :-1]).mean()
+    classes = (ours.sum(axis=1).argmax(axis=1) == theirs.sum(axis=1).argmax(axis=1)).mean()
+    print(f"agreement {agreement:.4f}, classes {classes:.3f}, spikes {ours.sum()} vs "
+          f"{theirs.sum()}")
+    assert agreement >= 0.99 and classes >= 0.95
