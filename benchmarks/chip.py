@@ -120,9 +120,10 @@ def link_bytes(rates) -> list[dict]:
         for _ in range(100):
             ids = np.flatnonzero(rng.random(CFG.n_inputs) < rate)
             total_events += len(ids)
-            if len(ids):
-                total_bytes += len(P.request(P.Op.INPUT, 1, ids.astype("<u2").tobytes()))
-            total_bytes += len(P.request(P.Op.TICK, 1, b"\x01\x00"))
+            # The frames the host client sends for this step (INPUT8/INPUT split as it splits).
+            requests = ChipClient.input_requests(ids)
+            requests.append((P.Op.TICK, P.REQUESTS[P.Op.TICK].pack_head(steps=1)))
+            total_bytes += sum(len(P.request(op, 1, args)) for op, args in requests)
         rows.append({"input rate": rate, "events/step": total_events / 100,
                      "bytes/event (INPUT + TICK frames)": total_bytes / max(total_events, 1)})
     return rows

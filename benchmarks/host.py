@@ -46,7 +46,7 @@ def readers(events, folder):
 def link_bytes(ids_per_step):
     """Bytes on the link for one step: the input frames of the ids (as `Device.stream` sends
     them) and a TICK (FETCH excluded)."""
-    total = len(P.request(P.Op.TICK, 1, b"\x01\x00"))
+    total = len(P.request(P.Op.TICK, 1, P.REQUESTS[P.Op.TICK].pack_head(steps=1)))
     for op, args in ChipClient.input_requests(np.asarray(ids_per_step, dtype=np.int64)):
         total += len(P.request(op, 1, args))
     return total
