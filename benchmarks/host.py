@@ -19,6 +19,7 @@ from spikefab.host.device import open_device
 from spikefab.host.encode import Encoder, EncoderConfig
 from spikefab.host.events import open_recording, write_recording
 from spikefab.host.link import ChipClient
+from spikefab.host.session import encoded_steps
 from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
@@ -80,14 +81,15 @@ def densities():
         print(f"| {n} | {b8:.2f} | {UART_12M / b8:,.0f} | {b16:.2f} | {UART_12M / b16:,.0f} |")
 
 
+def sample_steps(spec) -> list:
+    """The bundled sample's (step, input indices) pairs through `spec`'s encoder."""
+    rec = open_recording(sample_path())
+    return list(encoded_steps(rec, Encoder(spec.encoder, (rec.width, rec.height)), []))
+
+
 def end_to_end(sim: bool):
     spec = bars()
-    rec = open_recording(sample_path())
-    enc = Encoder(spec.encoder, (rec.width, rec.height))
-    steps = []
-    for chunk in rec.chunks():
-        steps += enc.feed(chunk)
-    steps += enc.finish()
+    steps = sample_steps(spec)
     print("\n| device | steps | events sent | seconds | events/s | steps/s | bytes/event | "
           "simulated cycles | cycles/s (wall, while clocking) | cycles per CPU-second | "
           f"the same cycles at {ICEBREAKER_HZ / 1e6:g} MHz |\n" + "|---" * 11 + "|")
@@ -118,12 +120,7 @@ def latency(sim: bool, n_steps: int = 300):
     from spikefab.boards.sim import NativeBoard
     from spikefab.spec import ChipConfig
     spec = bars()
-    rec = open_recording(sample_path())
-    enc = Encoder(spec.encoder, (rec.width, rec.height))
-    steps = []
-    for chunk in rec.chunks():
-        steps += enc.feed(chunk)
-    steps = [(s, ids) for s, ids in steps + enc.finish() if len(ids)][:n_steps]
+    steps = [(s, ids) for s, ids in sample_steps(spec) if len(ids)][:n_steps]
     print(f"\n| device | round trips | median | 99th percentile | the board's own (mean, "
           f"simulated cycles at {ICEBREAKER_HZ / 1e6:g} MHz) |\n|---|---|---|---|---|")
     devices = [("model", None), ("sim", None), ("sim", ICEBREAKER_DIVISOR)] if sim else \
