@@ -2,11 +2,11 @@
 
 The core's controller time-shares this logic over every neuron stored in its memories. The
 update splits where a pipeline register fits best: `current_stage` (both decay products and the
-new current) and `membrane_stage` (new membrane, spike, reset, refractory count). `NeuronUpdate`
-is the two halves back to back, purely combinational; the core puts a register between them.
+new current) and `membrane_stage` (new membrane, spike, reset, refractory count). `NeuronUpdate`,
+the core's neuron stage, is the two halves with a pipeline register between them.
 """
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,10 +52,15 @@ class NeuronUpdate(wiring.Component):
     """Compute a neuron's next state and spike from its state, parameters and step input.
 
     Ports: `state`, `params` (packed layouts of `spikefab.spec`), `acc` (signed accumulator:
-    the exact sum of this step's input weights) in; `next_state`, `spike` and `v_sum` (the
-    membrane sum before the spike test, for the plasticity unit's surrogate factor) out. Zero
-    latency; the logic is two multipliers (I*alpha, V*beta), adders, saturation and a comparator.
+    the exact sum of this step's input weights) in, sampled every cycle; `next_state`, `spike`,
+    `v_sum` (the membrane sum before the spike test), `threshold` and `refractory` (whether the
+    neuron was refractory) out, for the inputs of the previous cycle: latency `LATENCY` = 1, one
+    neuron per cycle. The register sits between `current_stage` (two multipliers, I*alpha and
+    V*beta, and the current's adders) and `membrane_stage` (adder, saturation, comparator), which
+    halves the longest path. The last two outputs feed the plasticity unit's tick hook.
     """
+
+    LATENCY = 1
 
     def __init__(self, cfg: CoreConfig):
         self.cfg = cfg
@@ -66,13 +71,27 @@ class NeuronUpdate(wiring.Component):
             "next_state": Out(state_layout(cfg)),
             "spike": Out(1),
             "v_sum": Out(signed(cfg.voltage_width)),
+            "threshold": Out(cfg.voltage_width - 1),
+            "refractory": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        s = self.state
-        i_next, v_decayed = current_stage(self.cfg, s, self.params, self.acc)
-        membrane_stage(m, self.cfg, v=s.v, ref=s.ref, i_next=i_next, v_decayed=v_decayed,
-                       params=self.params, next_state=self.next_state, spike=self.spike,
+        cfg = self.cfg
+        i_next, v_decayed = current_stage(cfg, self.state, self.params, self.acc)
+        # Pipeline registers: the current stage's results and what the membrane stage needs of
+        # the state (v and ref; i is replaced) and the parameters (threshold, refractory, reset).
+        i_reg = Signal(signed(cfg.current_width))
+        v_decayed_reg = Signal(signed(cfg.voltage_width))
+        state = Signal(state_layout(cfg))
+        params = Signal(param_layout(cfg))
+        m.d.sync += [i_reg.eq(i_next), v_decayed_reg.eq(v_decayed),
+                     state.v.eq(self.state.v), state.ref.eq(self.state.ref),
+                     params.threshold.eq(self.params.threshold),
+                     params.refractory.eq(self.params.refractory),
+                     params.reset.eq(self.params.reset)]
+        membrane_stage(m, cfg, v=state.v, ref=state.ref, i_next=i_reg, v_decayed=v_decayed_reg,
+                       params=params, next_state=self.next_state, spike=self.spike,
                        v_sum=self.v_sum)
+        m.d.comb += [self.threshold.eq(params.threshold), self.refractory.eq(state.ref != 0)]
         return m
