@@ -20,12 +20,9 @@ import select
 import socket
 import tty
 
-import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, Timer
-
 from spikefab import protocol as P
 
+from .cocotb_api import Clock, RisingEdge, Timer, cocotb
 from .rtlsim import high, hold_reset
 
 CLOCK_NS = 10

@@ -20,11 +20,9 @@ import os
 import random
 from collections import deque
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import hold_reset
 
 
