@@ -80,8 +80,14 @@ def test_neuron_update_equals_the_model_one_cycle_later():
     v, i = rng.integers(v_lo, v_hi + 1, n), rng.integers(i_lo, i_hi + 1, n)
     ref = np.where(rng.random(n) < 0.3, rng.integers(1, 8, n), 0)
     acc = rng.integers(-3000, 3000, n)
+    # Neurons whose membrane sum lands exactly on, or one above, the threshold (V > threshold
+    # spikes): no decay, no bias, acc = threshold (+ 1).
+    edge = slice(0, 40)
+    params.alpha[edge] = params.beta[edge] = params.bias[edge] = 0
+    ref[edge] = 0
+    acc[edge] = params.threshold[edge] + np.arange(40) % 2
     v2, i2, ref2, spike, v_sum, refractory = lif_update(cfg, params, v, i, ref, acc, detail=True)
-    assert 0 < spike.sum() < n
+    assert 0 < spike.sum() < n and spike[edge].sum() == 20
     dut = NeuronUpdate(cfg)
 
     async def bench(ctx):
