@@ -18,7 +18,7 @@ event is offered, so it enters every FIFO or none, behind the events already que
 Cycle costs: an entry written into an empty FIFO in cycle t is offered from cycle t + 2 (it
 passes through the FIFO's output register); an entry at the head of a FIFO waits at most one
 cycle before it is offered, and then only for its consumer.
-`spikefab.verify.formal.DeliveryFormal` proves these properties within a bound.
+`spikefab.verify.formal_delivery.DeliveryFormal` proves these properties within a bound.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
