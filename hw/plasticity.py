@@ -32,6 +32,7 @@ from spikefab.learning import (
     LFSR_WIDTH,
     MAX_SHIFT,
     NEURON_FACTOR_WIDTH,
+    Q_WIDTH,
     READ_ONLY,
     REGION_SHIFT,
     TRACE_DECAY_BITS,
@@ -50,6 +51,7 @@ from spikefab.spec import CoreConfig
 
 from .arith import saturate
 from .layouts import (
+    CONFIG_ADDR_WIDTH,
     config_data_width,
     factor_layout,
     plasticity_hooks_signature,
@@ -158,28 +160,16 @@ class PlasticityUnit(wiring.Component):
         fact = [memory(f"factors{lane}", factor_layout(), words) for lane in range(k)]
 
         # Registers --------------------------------------------------------------------------
-        regs = {
-            Reg.ENABLE: Signal(1, name="enable"),
-            Reg.PRE_MODE: Signal(1, name="pre_mode"),
-            Reg.POST_MODE: Signal(2, name="post_mode"),
-            Reg.FACTOR_MODE: Signal(2, name="factor_mode"),
-            Reg.DEPRESSION: Signal(1, name="depression"),
-            Reg.M_UNIT: Signal(signed(FACTOR_WIDTH), name="m_unit"),
-            Reg.SHIFT: Signal(5, name="shift"),
-            Reg.BOUNDS: Signal(2 * ww, name="bounds",
-                               init=(1 << (ww - 1)) | (((1 << (ww - 1)) - 1) << ww)),
-            Reg.X_DECAY: Signal(TRACE_DECAY_BITS + 1, name="x_decay"),
-            Reg.X_INC: Signal(TRACE_WIDTH, name="x_inc"),
-            Reg.Y_DECAY: Signal(TRACE_DECAY_BITS + 1, name="y_decay"),
-            Reg.Y_INC: Signal(TRACE_WIDTH, name="y_inc"),
-            Reg.WINDOW: Signal(cfg.voltage_width - 1, name="window"),
-            Reg.THRESHOLD: Signal(ERROR_ACC_WIDTH - 1, name="threshold"),
-            Reg.PERIOD: Signal(8, name="period", init=1),
-            Reg.SEED_LO: Signal(16, name="seed_lo", init=1),
-            Reg.SEED_HI: Signal(16, name="seed_hi"),
-        }
+        # Every writable register, as wide as `spikefab.learning.register_width` says; M_UNIT
+        # is signed; the power-up values are the golden model's.
+        inits = {Reg.BOUNDS: (1 << (ww - 1)) | (((1 << (ww - 1)) - 1) << ww),
+                 Reg.PERIOD: 1, Reg.SEED_LO: 1}
+        regs = {reg: Signal(signed(register_width(cfg, reg)) if reg == Reg.M_UNIT
+                            else register_width(cfg, reg),
+                            name=reg.name.lower(), init=inits.get(reg, 0))
+                for reg in Reg if reg not in READ_ONLY}
         lfsr = Signal(LFSR_WIDTH, init=1)
-        epoch = Signal(8)
+        epoch = Signal(register_width(cfg, Reg.EPOCH))
         enable, shift = regs[Reg.ENABLE], regs[Reg.SHIFT]
         w_min = regs[Reg.BOUNDS][:ww].as_signed()
         w_max = regs[Reg.BOUNDS][ww:].as_signed()
@@ -422,19 +412,20 @@ class PlasticityUnit(wiring.Component):
         weights, any_write = [], Const(0)
         for lane, (rd, _) in enumerate(fact):
             factor = rd.data
-            product2 = stage(f"product{lane}_2", signed(25), factor.p * pre)
+            product2 = stage(f"product{lane}_2", signed(Q_WIDTH), factor.p * pre)
             d_sel2 = stage(f"d_sel{lane}_2", signed(NEURON_FACTOR_WIDTH),
                            Mux(spre, factor.d, 0))
-            q = wire(f"q{lane}", signed(27), product2 - d_sel2)
-            q3 = stage(f"q{lane}_3", signed(27), q)
+            # q, the rounded delta and the new weight, with headroom over Q_WIDTH.
+            q = wire(f"q{lane}", signed(Q_WIDTH + 2), product2 - d_sel2)
+            q3 = stage(f"q{lane}_3", signed(Q_WIDTH + 2), q)
             consume3 = stage(f"consume{lane}_3", 1, mask2[lane] & (q != 0))
             jumped = wire(f"jumped{lane}", LFSR_WIDTH, after[consumed + 1])
             rounding = (jumped & round_mask)[:MAX_SHIFT]
-            delta4 = stage(f"delta{lane}_4", signed(28), (q3 + rounding) >> shift)
+            delta4 = stage(f"delta{lane}_4", signed(Q_WIDTH + 3), (q3 + rounding) >> shift)
             consume4 = stage(f"consume{lane}_4", 1, consume3)
             consumed = consumed + consume3
             old = old4.word_select(lane, ww).as_signed()
-            total = wire(f"total{lane}", signed(29), old + delta4)
+            total = wire(f"total{lane}", signed(Q_WIDTH + 4), old + delta4)
             clamped = Signal(signed(ww), name=f"clamped{lane}")
             m.d.comb += clamped.eq(self.clamp(total, w_min, w_max))
             weights.append(Mux(consume4, clamped, old)[:ww])
@@ -461,7 +452,7 @@ class PlasticityUnit(wiring.Component):
         neuron_ok, axon_ok = index < cfg.n_neurons, index < cfg.n_axons
         syn_axon, syn_word = index[word_bits:], index[:word_bits]
         synapse_ok = (syn_axon < cfg.n_axons) & (syn_word < cfg.words_per_axon)
-        region_r, index_r = Signal(4), Signal(REGION_SHIFT)
+        region_r, index_r = Signal(CONFIG_ADDR_WIDTH - REGION_SHIFT), Signal(REGION_SHIFT)
         with m.If(self.hooks.config.valid):
             m.d.sync += [region_r.eq(region), index_r.eq(index)]
 
