@@ -8,7 +8,7 @@ Data path (see `docs/architecture.md`)::
                   │          accumulators (N/K words of K exact sums)
                   │                 │ one neuron/cycle on TICK
                   ▼                 ▼
-    i_cfg ◄─► neuron state + parameters ──► NeuronUpdate ──► spike FIFO ──► o_spike
+    i_cfg ◄─► neuron state + parameters ──► neuron_stage ──► spike FIFO ──► o_spike
 
 Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
@@ -52,7 +52,7 @@ from .layouts import (
     synapse_port_signature,
     synapse_word_bits,
 )
-from .neuron import NeuronUpdate
+from .neuron import neuron_stage
 from .plasticity import PlasticityUnit
 from .synapse import SYNAPSE_KINDS, SynapseMemory
 
@@ -172,12 +172,10 @@ class LIFCore(wiring.Component):
 
         # Update stages of a tick, one neuron per cycle through both: stage 1 (tk_valid1) takes
         # the memories' outputs into the neuron stage's first half, stage 2 (tk_valid2) writes
-        # the state and the spike from its second half (`NeuronUpdate`, latency 1). They always
+        # the state and the spike from its second half (`neuron_stage`, latency 1). They always
         # complete (the issue stage only issues when the spike FIFO has room for everything in
         # flight). Two stages halve the longest path (two multiplies in series).
-        m.submodules.neuron = update = NeuronUpdate(cfg)
-        m.d.comb += [update.state.eq(state_rd.data), update.params.eq(param_rd.data),
-                     update.acc.eq(acc_rd.data[tk_lane1])]
+        update = neuron_stage(m, cfg, state_rd.data, param_rd.data, acc_rd.data[tk_lane1])
         tk_valid2 = Signal()
         tk_neuron2 = Signal(range(n))
         m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1)]

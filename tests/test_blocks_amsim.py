@@ -17,7 +17,6 @@ from spikefab.hw.delivery import Delivery
 from spikefab.hw.fifo import StreamFIFO
 from spikefab.hw.framing import FrameReceiver, FrameTransmitter
 from spikefab.hw.layouts import CoreOp
-from spikefab.hw.neuron import NeuronUpdate
 from spikefab.hw.router import Router
 from spikefab.hw.synapse import SynapseMemory, synapse_word_bits
 from spikefab.hw.uart import UARTReceiver, UARTTransmitter
@@ -26,6 +25,7 @@ from spikefab.spec import ChipConfig, CoreConfig, NeuronParams
 from spikefab.spec import mul_decay as model_mul_decay
 from spikefab.spec import saturate as model_saturate
 from spikefab.verify.amsim import get, put, simulate
+from spikefab.verify.harness import NeuronStageHarness
 
 
 def rng_for(seed: int) -> np.random.Generator:
@@ -66,8 +66,9 @@ def test_saturate_and_mul_decay_equal_the_spec():
 
 # Neuron stage ----------------------------------------------------------------------------------
 
-def test_neuron_update_equals_the_model_one_cycle_later():
-    """NeuronUpdate (latency 1) against `sim.lif.lif_update`, one random neuron per cycle."""
+def test_neuron_stage_equals_the_model_one_cycle_later():
+    """The core's neuron stage (latency 1) against `sim.lif.lif_update`, one random neuron per
+    cycle."""
     rng = rng_for(12)
     cfg = CoreConfig(n_neurons=64, n_axons=4, weights_per_word=2, voltage_width=12,
                      current_width=12, decay_width=8, refractory_width=3)
@@ -88,7 +89,7 @@ def test_neuron_update_equals_the_model_one_cycle_later():
     acc[edge] = params.threshold[edge] + np.arange(40) % 2
     v2, i2, ref2, spike, v_sum, refractory = lif_update(cfg, params, v, i, ref, acc, detail=True)
     assert 0 < spike.sum() < n and spike[edge].sum() == 20
-    dut = NeuronUpdate(cfg)
+    dut = NeuronStageHarness(cfg)
 
     async def bench(ctx):
         for j in range(n):

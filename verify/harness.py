@@ -1,17 +1,45 @@
 """Amaranth wrappers that put gateware blocks under test; they need no cocotb.
 
 `UARTLoopbackHarness` puts a UART transmitter and receiver side by side for
-`spikefab.verify.uart_bench` (`tests/test_uart.py`).
+`spikefab.verify.uart_bench` (`tests/test_uart.py`); `NeuronStageHarness` gives the core's
+neuron stage ports of its own (`tests/test_blocks_amsim.py`).
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikefab.hw.layouts import param_layout, state_layout
+from spikefab.hw.neuron import neuron_stage
 from spikefab.hw.uart import UARTReceiver, UARTTransmitter
-from spikefab.spec import COUNTER_WIDTH
+from spikefab.spec import COUNTER_WIDTH, CoreConfig
 
-__all__ = ["UARTLoopbackHarness"]
+__all__ = ["UARTLoopbackHarness", "NeuronStageHarness"]
+
+
+class NeuronStageHarness(wiring.Component):
+    """`spikefab.hw.neuron.neuron_stage` behind ports: `state`, `params`, `acc` in (sampled
+    every cycle); `next_state`, `spike`, `v_sum`, `threshold`, `refractory` out, for the inputs
+    of the previous cycle (latency 1)."""
+
+    def __init__(self, cfg: CoreConfig):
+        self.cfg = cfg
+        super().__init__({
+            "state": In(state_layout(cfg)),
+            "params": In(param_layout(cfg)),
+            "acc": In(signed(cfg.accumulator_width)),
+            "next_state": Out(state_layout(cfg)),
+            "spike": Out(1),
+            "v_sum": Out(signed(cfg.voltage_width)),
+            "threshold": Out(cfg.voltage_width - 1),
+            "refractory": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        stage = neuron_stage(m, self.cfg, self.state, self.params, self.acc)
+        m.d.comb += [getattr(self, name).eq(value) for name, value in stage._asdict().items()]
+        return m
 
 
 class UARTLoopbackHarness(wiring.Component):
