@@ -342,10 +342,12 @@ class LIFCore(wiring.Component):
     @staticmethod
     def _arbitrate_synapses(m, synapses, owner, syn, unit):
         """Give the synapse memory's port to its `owner` (a `SynapseOwner`, combinational):
-        the controller's `syn`, or the plasticity unit's `unit.syn`. Read data goes to both."""
-        initiators = {SynapseOwner.CONTROLLER: syn}
-        if unit is not None:
-            initiators[SynapseOwner.PLASTICITY] = unit.syn
+        the controller's `syn`, or the plasticity unit's `unit.syn`. Read data goes to both.
+        Without a unit the controller is the only owner and its port is wired straight."""
+        if unit is None:
+            wiring.connect(m, syn, synapses.port)
+            return
+        initiators = {SynapseOwner.CONTROLLER: syn, SynapseOwner.PLASTICITY: unit.syn}
         with m.Switch(owner):
             for who, port in initiators.items():
                 with m.Case(who):
