@@ -175,10 +175,10 @@ class LIFCore(wiring.Component):
         # the state and the spike from its second half (`neuron_stage`, latency 1). They always
         # complete (the issue stage only issues when the spike FIFO has room for everything in
         # flight). Two stages halve the longest path (two multiplies in series).
-        update = neuron_stage(m, cfg, state_rd.data, param_rd.data, acc_rd.data[tk_lane1])
         tk_valid2 = Signal()
         tk_neuron2 = Signal(range(n))
         m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1)]
+        update = neuron_stage(m, cfg, state_rd.data, param_rd.data, acc_rd.data[tk_lane1])
         spike_word = fifo.i.payload
         m.d.comb += [
             spike_word.neuron.eq(tk_neuron2),
