@@ -10,28 +10,48 @@ Set `SPIKEFAB_WAVES=1` to write a VCD per run into the current directory.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 from amaranth.sim import Simulator
 
 __all__ = ["simulate", "put", "get"]
 
 
-def simulate(dut, *testbenches, name: str = "dut", processes=(), clock: bool = True):
+def simulate(dut, *testbenches, name: str = "dut", processes=(), clock: bool = True,
+             max_cycles: int = 200_000):
     """Run `testbenches` (async functions of `ctx`) on `dut`, with a 1 MHz `sync` clock unless
     `clock` is False (a purely combinational design), until every one has returned;
-    `processes` run alongside and are dropped at the end."""
+    `processes` run alongside and are dropped at the end. A testbench still waiting after
+    `max_cycles` cycles (a block that never answers) fails the run instead of hanging it."""
     sim = Simulator(dut)
     if clock:
         sim.add_clock(1e-6)
+    finished = []
+
+    def tracked(bench):
+        async def run(ctx):
+            await bench(ctx)
+            finished.append(bench)
+        return run
+
     for bench in testbenches:
-        sim.add_testbench(bench)
-    for process in processes:
+        sim.add_testbench(tracked(bench))
+    cycles = 0
+
+    async def count(ctx):
+        nonlocal cycles
+        async for _ in ctx.tick():
+            cycles += 1
+
+    for process in [count, *processes] if clock else processes:
         sim.add_process(process)
-    if os.environ.get("SPIKEFAB_WAVES"):
-        with sim.write_vcd(f"{name}.vcd"):
-            sim.run()
-    else:
-        sim.run()
+    waves = sim.write_vcd(f"{name}.vcd") if os.environ.get("SPIKEFAB_WAVES") else nullcontext()
+    with waves:
+        while sim.advance() and cycles <= max_cycles:
+            pass
+    if len(finished) < len(testbenches):
+        raise AssertionError(f"{name}: {len(testbenches) - len(finished)} testbench(es) still "
+                             f"waiting after {max_cycles} cycles")
 
 
 async def put(ctx, stream, payload, *, rng=None, gap: float = 0.0):
