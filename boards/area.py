@@ -40,6 +40,7 @@ WHAT = {
     "board": "PLL, LEDs, reset synchroniser, I/O (boards/top.py)",
     "chip": "protocol engine: requests, replies, chip registers, counters (hw/chip.py)",
     "core": "LIF core: controller, neuron datapath, accumulators, state (hw/core.py)",
+    "fifo": "a FIFO's storage and pointers (hw/fifo.py)",
     "plasticity": "plasticity unit: learning state, update datapath (hw/plasticity.py)",
     "spikes": "the core's output spike FIFO",
     "synapses": "synapse memory interface (hw/synapse.py)",

@@ -8,7 +8,7 @@ Data path (see `docs/architecture.md`)::
                   │          accumulators (N/K words of K exact sums)
                   │                 │ one neuron/cycle on TICK
                   ▼                 ▼
-    i_cfg ◄─► neuron state + parameters ──► NeuronUpdate ──► spike FIFO ──► o_spike
+    i_cfg ◄─► neuron state + parameters ──► neuron_stage ──► spike FIFO ──► o_spike
 
 Cycle costs (no back-pressure): an accepted input event occupies the synapse port for exactly
 N/K cycles, and the next command is accepted in the cycle of the last word, so a stream of events
@@ -29,7 +29,6 @@ unit's registers and memories; CLEAR takes max(N, A) cycles. Events and ticks co
 from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -37,20 +36,25 @@ from spikefab.learning import plastic_config_error
 from spikefab.spec import COUNTER_WIDTH, CoreConfig
 
 from .arith import bump
+from .fifo import StreamFIFO
 from .layouts import (
     ConfigSpace,
     CoreOp,
     SpikeKind,
+    SynapseOwner,
     command_layout,
     config_request_layout,
     config_response_layout,
     param_layout,
+    plasticity_hooks_signature,
     spike_layout,
     state_layout,
+    synapse_port_signature,
+    synapse_word_bits,
 )
-from .neuron import current_stage, membrane_stage
+from .neuron import neuron_stage
 from .plasticity import PlasticityUnit
-from .synapse import SYNAPSE_KINDS, SynapseMemory, synapse_word_bits
+from .synapse import SYNAPSE_KINDS, SynapseMemory
 
 __all__ = ["LIFCore", "status_signature"]
 
@@ -108,7 +112,11 @@ class LIFCore(wiring.Component):
         word_bits = synapse_word_bits(cfg)
 
         # Memories ------------------------------------------------------------------------
-        m.submodules.synapses = syn = SynapseMemory(cfg, kind=self.synapse_memory)
+        # The synapse memory's single port has one owner at a time (`_arbitrate_synapses`):
+        # the controller's port `syn`, or the plasticity unit's during a learning step.
+        m.submodules.synapses = synapses = SynapseMemory(cfg, kind=self.synapse_memory)
+        syn = synapse_port_signature(cfg).create(path=("ctrl_syn",))
+        syn_owner = Signal(SynapseOwner)
         acc_shape = ArrayLayout(signed(cfg.accumulator_width), k)
         m.submodules.acc = acc_mem = Memory(shape=acc_shape, depth=words, init=[])
         acc_wr = acc_mem.write_port()
@@ -117,12 +125,14 @@ class LIFCore(wiring.Component):
         state_wr, state_rd = state_mem.write_port(), state_mem.read_port()
         m.submodules.params = param_mem = Memory(shape=param_layout(cfg), depth=n, init=[])
         param_wr, param_rd = param_mem.write_port(), param_mem.read_port()
-        m.submodules.spikes = fifo = SyncFIFOBuffered(
-            width=spike_layout(cfg).size, depth=self.spike_fifo_depth)
-        unit = None
+        m.submodules.spikes = fifo = StreamFIFO(spike_layout(cfg), self.spike_fifo_depth)
+        wiring.connect(m, fifo.o, wiring.flipped(self.o_spike))
+        unit = hooks = None
         if self.plastic:
             m.submodules.plasticity = unit = PlasticityUnit(cfg)
-            m.d.comb += unit.syn_r_data.eq(syn.r_data)
+            hooks = plasticity_hooks_signature(cfg).create(path=("hooks",))
+            wiring.connect(m, hooks, unit.hooks)
+        self._arbitrate_synapses(m, synapses, syn_owner, syn, unit)
         clear_count = max(n, cfg.n_axons) if self.plastic else n
 
         # Registers -----------------------------------------------------------------------
@@ -149,9 +159,6 @@ class LIFCore(wiring.Component):
             self.o_status.step.eq(step),
             self.o_status.dropped_bad_axon.eq(dropped_bad_axon),
             self.o_status.dropped_overflow.eq(dropped_overflow),
-            self.o_spike.valid.eq(fifo.r_rdy),
-            self.o_spike.payload.eq(fifo.r_data),
-            fifo.r_en.eq(self.o_spike.ready),
         ]
 
         # Accumulate stage of an event: K saturation-free additions (the per-step event cap
@@ -164,35 +171,19 @@ class LIFCore(wiring.Component):
                 m.d.comb += acc_wr.data[lane].eq(acc_rd.data[lane] + weight)
 
         # Update stages of a tick, one neuron per cycle through both: stage 1 (tk_valid1) takes
-        # the memories' outputs through the current half of the neuron update into pipeline
-        # registers; stage 2 (tk_valid2) finishes the membrane, writes the state and the spike.
-        # They always complete (the issue stage only issues when the spike FIFO has room for
-        # everything in flight). Two stages halve the longest path (two multiplies in series).
-        i_next, v_decayed = current_stage(cfg, state_rd.data, param_rd.data,
-                                          acc_rd.data[tk_lane1])
+        # the memories' outputs into the neuron stage's first half, stage 2 (tk_valid2) writes
+        # the state and the spike from its second half (`neuron_stage`, latency 1). They always
+        # complete (the issue stage only issues when the spike FIFO has room for everything in
+        # flight). Two stages halve the longest path (two multiplies in series).
         tk_valid2 = Signal()
         tk_neuron2 = Signal(range(n))
-        s2_i = Signal(signed(cfg.current_width))
-        s2_v_decayed = Signal(signed(cfg.voltage_width))
-        s2_state = Signal(state_layout(cfg))      # v and ref are used, i is replaced
-        s2_params = Signal(param_layout(cfg))     # threshold, refractory, reset are used
-        m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1), s2_i.eq(i_next),
-                     s2_v_decayed.eq(v_decayed), s2_state.v.eq(state_rd.data.v),
-                     s2_state.ref.eq(state_rd.data.ref),
-                     s2_params.threshold.eq(param_rd.data.threshold),
-                     s2_params.refractory.eq(param_rd.data.refractory),
-                     s2_params.reset.eq(param_rd.data.reset)]
-        next_state, spike = Signal(state_layout(cfg)), Signal()
-        v_sum = Signal(signed(cfg.voltage_width))
-        membrane_stage(m, cfg, v=s2_state.v, ref=s2_state.ref, i_next=s2_i,
-                       v_decayed=s2_v_decayed, params=s2_params, next_state=next_state,
-                       spike=spike, v_sum=v_sum)
-        spike_word = Signal(spike_layout(cfg))
+        m.d.sync += [tk_valid2.eq(tk_valid1), tk_neuron2.eq(tk_neuron1)]
+        update = neuron_stage(m, cfg, state_rd.data, param_rd.data, acc_rd.data[tk_lane1])
+        spike_word = fifo.i.payload
         m.d.comb += [
             spike_word.neuron.eq(tk_neuron2),
             spike_word.step.eq(step),
             spike_word.kind.eq(SpikeKind.SPIKE),
-            fifo.w_data.eq(spike_word),
         ]
         m.d.sync += tk_valid1.eq(0)
         with m.If(tk_valid1 & (tk_lane1 == k - 1)):   # last neuron of the word: clear its sums
@@ -201,14 +192,15 @@ class LIFCore(wiring.Component):
                 m.d.comb += acc_wr.data[lane].eq(0)
         with m.If(tk_valid2):
             m.d.comb += [
-                state_wr.addr.eq(tk_neuron2), state_wr.data.eq(next_state),
-                state_wr.en.eq(1), fifo.w_en.eq(spike),
+                state_wr.addr.eq(tk_neuron2), state_wr.data.eq(update.next_state),
+                state_wr.en.eq(1), fifo.i.valid.eq(update.spike),
             ]
-            if unit is not None:
-                m.d.comb += [unit.tk_valid.eq(1), unit.tk_neuron.eq(tk_neuron2),
-                             unit.tk_spike.eq(spike), unit.tk_v_sum.eq(v_sum),
-                             unit.tk_threshold.eq(s2_params.threshold),
-                             unit.tk_refractory.eq(s2_state.ref != 0)]
+            if hooks is not None:
+                tick = hooks.tick
+                m.d.comb += [tick.valid.eq(1), tick.neuron.eq(tk_neuron2),
+                             tick.spike.eq(update.spike), tick.v_sum.eq(update.v_sum),
+                             tick.threshold.eq(update.threshold),
+                             tick.refractory.eq(update.refractory)]
         fifo_room = fifo.level + tk_valid1 + tk_valid2 + 1 <= self.spike_fifo_depth
 
         cmd = self.i_cmd.payload
@@ -232,19 +224,19 @@ class LIFCore(wiring.Component):
             with m.Else():
                 m.d.sync += [ev_axon.eq(cmd.axon), ev_word.eq(0),
                              events_in_step.eq(events_in_step + 1)]
-                if unit is not None:
-                    m.d.comb += [unit.ev_valid.eq(1), unit.ev_axon.eq(cmd.axon)]
+                if hooks is not None:
+                    m.d.comb += [hooks.event.valid.eq(1), hooks.event.axon.eq(cmd.axon)]
                 m.next = "EVENT"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(~syn.ready):
+                with m.If(~synapses.ready):
                     pass                    # the synapse memory still clears itself
                 with m.Elif(self.i_cfg.valid):
                     m.d.comb += self.i_cfg.ready.eq(1)
                     m.d.sync += cfg_req.eq(req)
                     self._start_config(m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr,
-                                       cfg_resp, unit)
+                                       cfg_resp, hooks)
                 with m.Elif(self.i_cmd.valid):
                     accept_command()
 
@@ -279,8 +271,8 @@ class LIFCore(wiring.Component):
 
             def end_step():
                 """Emit the STEP_END marker after the step's spikes, then advance the step."""
-                with m.If(fifo.w_rdy):
-                    m.d.comb += [fifo.w_en.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
+                with m.If(fifo.i.ready):
+                    m.d.comb += [fifo.i.valid.eq(1), spike_word.kind.eq(SpikeKind.STEP_END),
                                  spike_word.neuron.eq(0)]
                     m.d.sync += [step.eq(step + 1), events_in_step.eq(0)]
                     m.next = "IDLE"
@@ -293,7 +285,7 @@ class LIFCore(wiring.Component):
                     with m.If(drained):
                         end_step()
                 else:
-                    with m.If(drained & unit.enabled):
+                    with m.If(drained & hooks.step.enabled):
                         m.next = "LEARN"
                     with m.Elif(drained):
                         end_step()
@@ -301,10 +293,8 @@ class LIFCore(wiring.Component):
             if unit is not None:
                 with m.State("LEARN"):
                     # The unit owns the synapse port until it is done.
-                    m.d.comb += [unit.run.eq(1), syn.addr.eq(unit.syn_addr),
-                                 syn.r_en.eq(unit.syn_r_en), syn.w_en.eq(unit.syn_w_en),
-                                 syn.w_data.eq(unit.syn_w_data)]
-                    with m.If(unit.done):
+                    m.d.comb += [hooks.step.run.eq(1), syn_owner.eq(SynapseOwner.PLASTICITY)]
+                    with m.If(hooks.step.done):
                         m.next = "STEP_END"
 
                 with m.State("STEP_END"):
@@ -319,8 +309,8 @@ class LIFCore(wiring.Component):
                     m.d.comb += [acc_wr.addr.eq(clear_addr), acc_wr.en.eq(1)]
                     for lane in range(k):
                         m.d.comb += acc_wr.data[lane].eq(0)
-                if unit is not None:
-                    m.d.comb += [unit.clr_valid.eq(1), unit.clr_addr.eq(clear_addr)]
+                if hooks is not None:
+                    m.d.comb += [hooks.clear.valid.eq(1), hooks.clear.addr.eq(clear_addr)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == clear_count - 1):
                     m.d.sync += [step.eq(0), events_in_step.eq(0), dropped_bad_axon.eq(0),
@@ -335,9 +325,9 @@ class LIFCore(wiring.Component):
                         m.d.sync += cfg_resp.data.eq(param_rd.data)
                     with m.Case(ConfigSpace.STATE):
                         m.d.sync += cfg_resp.data.eq(state_rd.data)
-                    if unit is not None:
+                    if hooks is not None:
                         with m.Case(ConfigSpace.LEARN):
-                            m.d.sync += cfg_resp.data.eq(unit.cfg_rdata)
+                            m.d.sync += cfg_resp.data.eq(hooks.config.rdata)
                 m.next = "CFG_RESP"
 
             with m.State("CFG_RESP"):
@@ -346,11 +336,29 @@ class LIFCore(wiring.Component):
                 with m.If(self.o_cfg.ready):
                     m.next = "IDLE"
 
-        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE") | ~syn.ready)
+        m.d.comb += self.o_status.busy.eq(~fsm.ongoing("IDLE") | ~synapses.ready)
         return m
 
+    @staticmethod
+    def _arbitrate_synapses(m, synapses, owner, syn, unit):
+        """Give the synapse memory's port to its `owner` (a `SynapseOwner`, combinational):
+        the controller's `syn`, or the plasticity unit's `unit.syn`. Read data goes to both.
+        Without a unit the controller is the only owner and its port is wired straight."""
+        if unit is None:
+            wiring.connect(m, syn, synapses.port)
+            return
+        initiators = {SynapseOwner.CONTROLLER: syn, SynapseOwner.PLASTICITY: unit.syn}
+        with m.Switch(owner):
+            for who, port in initiators.items():
+                with m.Case(who):
+                    m.d.comb += [getattr(synapses.port, name).eq(getattr(port, name))
+                                 for name, member in port.signature.members.items()
+                                 if member.flow == Out]
+        for port in initiators.values():
+            m.d.comb += port.r_data.eq(synapses.port.r_data)
+
     def _start_config(self, m, cfg, req, syn, param_rd, param_wr, state_rd, state_wr, cfg_resp,
-                      unit):
+                      hooks):
         """Decode a config request in the cycle it is accepted: check it, write or start a read."""
         word_bits = synapse_word_bits(cfg)
         axon, word = req.addr[word_bits:], req.addr[:word_bits]
@@ -375,11 +383,11 @@ class LIFCore(wiring.Component):
                 m.d.comb += [state_wr.addr.eq(req.addr), state_wr.data.eq(req.data),
                              state_wr.en.eq(ok & req.write),
                              state_rd.addr.eq(req.addr), state_rd.en.eq(ok & ~req.write)]
-            if unit is not None:
+            if hooks is not None:
                 with m.Case(ConfigSpace.LEARN):
-                    m.d.comb += [unit.cfg_valid.eq(1), unit.cfg_write.eq(req.write),
-                                 unit.cfg_addr.eq(req.addr), unit.cfg_data.eq(req.data),
-                                 ok.eq(unit.cfg_ok)]
+                    m.d.comb += [hooks.config.valid.eq(1), hooks.config.write.eq(req.write),
+                                 hooks.config.addr.eq(req.addr), hooks.config.data.eq(req.data),
+                                 ok.eq(hooks.config.ok)]
         m.d.sync += [cfg_resp.error.eq(~ok), cfg_resp.data.eq(0)]
         with m.If(ok & ~req.write):
             m.next = "CFG_READ"

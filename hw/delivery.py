@@ -18,24 +18,20 @@ event is offered, so it enters every FIFO or none, behind the events already que
 Cycle costs: an entry written into an empty FIFO in cycle t is offered from cycle t + 2 (it
 passes through the FIFO's output register); an entry at the head of a FIFO waits at most one
 cycle before it is offered, and then only for its consumer.
-`spikefab.verify.formal.DeliveryFormal` proves these properties within a bound.
+`spikefab.verify.formal_delivery.DeliveryFormal` proves these properties within a bound.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from spikefab.spec import COUNTER_WIDTH, ChipConfig
+from spikefab.spec import COUNTER_WIDTH, HOST_STEP_WIDTH, SOURCE_WIDTH, ChipConfig
 
 from .arith import bump
-from .layouts import CoreOp, command_layout
-from .router import SOURCE_WIDTH, core_event_layout
+from .fifo import StreamFIFO
+from .layouts import CoreOp, command_layout, core_event_layout, host_event_layout
 
-__all__ = ["Delivery", "HOST_EVENT_WIDTH"]
-
-#: A host FIFO entry: the step (32 bits, low) and the source id (16 bits, high).
-HOST_EVENT_WIDTH = 32 + SOURCE_WIDTH
+__all__ = ["Delivery"]
 
 
 class Delivery(wiring.Component):
@@ -43,11 +39,11 @@ class Delivery(wiring.Component):
 
     Ports: `i_event` core events from the router; `i_host` host destinations from the router
     (source id), stamped with `step`; `i_engine` a command for every core; `o_cmd[c]` core c's
-    commands in arrival order; `o_host` host events (step, source) in arrival order, `host_level`
-    how many are held (at most `cfg.host_buffer`); `host_dropped` host events dropped because
-    the host FIFO was full (saturating; `clear_dropped` restarts the count); `empty` every
-    command FIFO is empty. Router events for a core >= n_cores must not be offered (the host
-    protocol refuses such route entries).
+    commands in arrival order; `o_host` host events (`layouts.host_event_layout`: step, source)
+    in arrival order, `host_level` how many are held (at most `cfg.host_buffer`); `host_dropped`
+    host events dropped because the host FIFO was full (saturating; `clear_dropped` restarts the
+    count); `empty` every command FIFO is empty. Router events for a core >= n_cores must not be
+    offered (the host protocol refuses such route entries).
     """
 
     def __init__(self, cfg: ChipConfig, *, cmd_depth: int = 16):
@@ -59,9 +55,9 @@ class Delivery(wiring.Component):
             "i_event": In(stream.Signature(core_event_layout())),
             "i_host": In(stream.Signature(SOURCE_WIDTH)),
             "i_engine": In(stream.Signature(cmd)),
-            "step": In(32),
+            "step": In(HOST_STEP_WIDTH),
             "o_cmd": Out(stream.Signature(cmd)).array(cfg.n_cores),
-            "o_host": Out(stream.Signature(HOST_EVENT_WIDTH)),
+            "o_host": Out(stream.Signature(host_event_layout())),
             "host_level": Out(range(cfg.host_buffer + 1)),
             "host_dropped": Out(COUNTER_WIDTH),
             "clear_dropped": In(1),
@@ -71,27 +67,24 @@ class Delivery(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        cmd_width = command_layout(cfg.core).size
         event = Signal(command_layout(cfg.core))
         m.d.comb += [event.op.eq(CoreOp.EVENT), event.axon.eq(self.i_event.payload.axon)]
         fifos = []
         for c in range(cfg.n_cores):
-            fifo = SyncFIFOBuffered(width=cmd_width, depth=self.cmd_depth)
+            fifo = StreamFIFO(command_layout(cfg.core), self.cmd_depth)
             m.submodules[f"cmd_fifo{c}"] = fifo
             fifos.append(fifo)
-            out = self.o_cmd[c]
-            m.d.comb += [out.valid.eq(fifo.r_rdy), out.payload.eq(fifo.r_data),
-                         fifo.r_en.eq(out.ready)]
-        all_room = Cat(fifo.w_rdy for fifo in fifos).all()
+            wiring.connect(m, fifo.o, wiring.flipped(self.o_cmd[c]))
+        all_room = Cat(fifo.i.ready for fifo in fifos).all()
         engine_go = self.i_engine.valid & all_room & ~self.i_event.valid
         m.d.comb += [self.i_engine.ready.eq(all_room & ~self.i_event.valid),
                      self.empty.eq(Cat(fifo.level == 0 for fifo in fifos).all())]
         for c, fifo in enumerate(fifos):
             from_router = self.i_event.valid & (self.i_event.payload.core == c)
-            m.d.comb += [fifo.w_en.eq(from_router | engine_go),
-                         fifo.w_data.eq(Mux(from_router, event, self.i_engine.payload))]
+            m.d.comb += [fifo.i.valid.eq(from_router | engine_go),
+                         fifo.i.payload.eq(Mux(from_router, event, self.i_engine.payload))]
             with m.If(from_router):
-                m.d.comb += self.i_event.ready.eq(fifo.w_rdy)
+                m.d.comb += self.i_event.ready.eq(fifo.i.ready)
         self._host_path(m)
         return m
 
@@ -100,14 +93,13 @@ class Delivery(wiring.Component):
         # its output register; one spare entry makes "room" exactly level < host_buffer, the
         # golden model's rule.
         capacity = self.cfg.host_buffer
-        m.submodules.host_fifo = host = SyncFIFOBuffered(width=HOST_EVENT_WIDTH,
-                                                         depth=capacity + 1)
+        m.submodules.host_fifo = host = StreamFIFO(host_event_layout(), capacity + 1)
+        wiring.connect(m, host.o, wiring.flipped(self.o_host))
         room = host.level < capacity
-        m.d.comb += [self.i_host.ready.eq(1),
-                     host.w_data.eq(Cat(self.step, self.i_host.payload)),
-                     host.w_en.eq(self.i_host.valid & room),
-                     self.o_host.valid.eq(host.r_rdy), self.o_host.payload.eq(host.r_data),
-                     host.r_en.eq(self.o_host.ready), self.host_level.eq(host.level)]
+        m.d.comb += [self.i_host.ready.eq(1), host.i.valid.eq(self.i_host.valid & room),
+                     host.i.payload.step.eq(self.step),
+                     host.i.payload.source.eq(self.i_host.payload),
+                     self.host_level.eq(host.level)]
         drop = self.i_host.valid & ~room
         with m.If(self.clear_dropped):       # a drop in the clearing cycle is the first counted
             m.d.sync += self.host_dropped.eq(drop)

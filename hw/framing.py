@@ -9,17 +9,17 @@ Each keeps its frame in a buffer that is written and read in different phases, s
 iCE40UP5K (`buffer="spram"` or "auto") it can live in a single-port SPRAM instead of block RAM.
 """
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikefab import protocol as P
 
+from .layouts import FRAME_BUFFER_BYTES as BUFFER_BYTES
+from .layouts import frame_layout
 from .spram import buffer_ports
 
-__all__ = ["crc16_next", "FrameReceiver", "FrameTransmitter", "frame_layout"]
-
-BUFFER_BYTES = P.MAX_PAYLOAD + 2          # payload and its CRC
+__all__ = ["crc16_next", "FrameReceiver", "FrameTransmitter"]
 
 
 def crc16_next(m: Module, crc, byte):
@@ -33,10 +33,6 @@ def crc16_next(m: Module, crc, byte):
         m.d.comb += step.eq(Mux(value[15], (value << 1)[:16] ^ 0x1021, (value << 1)[:16]))
         value = step
     return value
-
-
-def frame_layout() -> data.StructLayout:
-    return data.StructLayout({"status": unsigned(4), "length": range(BUFFER_BYTES + 1)})
 
 
 class FrameReceiver(wiring.Component):

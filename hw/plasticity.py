@@ -3,13 +3,14 @@
 Implements `docs/plasticity.md` bit for bit (golden model: `spikefab.sim.plasticity`). The unit
 is attached to a `LIFCore` built with `plastic=True`; it owns the learning state (mask memory with
 the synapse memory's word layout, pre/post traces, accumulated factors, host factors, targets,
-per-neuron factors P/D, registers, the LFSR) and, while the core's controller lets it (`run`),
-the core's single synapse port.
+per-neuron factors P/D, registers, the LFSR) and, while the core's controller lets it
+(`hooks.step.run`), the core's single synapse port (`syn`, `layouts.synapse_port_signature`).
 
-Hooks from the core: `ev_*` an accepted input event; `tk_*` the tick's update stage (spike,
-membrane sum, threshold, refractory flag of one neuron per cycle); `cfg_*` a request of the LEARN
-config space, decoded in the cycle it is accepted (`cfg_ok` in that cycle, read data
-`cfg_rdata` one cycle later); `clr_*` the core's CLEAR sweep.
+Hooks from the core (`hooks`, `layouts.plasticity_hooks_signature`, joined to the core's with
+`wiring.connect`): `step` runs the learning step; `event` an accepted input event; `tick` the
+tick's update stage (spike, membrane sum, threshold, refractory flag of one neuron per cycle);
+`config` a request of the LEARN config space, decoded in the cycle it is accepted (`ok` in that
+cycle, read data `rdata` one cycle later); `clear` the core's CLEAR sweep.
 
 Cycle cost of one learning step, added to the tick's: N + A + 5 + rows·(2·N/K + 4) cycles
 (`learning_step_cycles`): a neuron pass of N + 2 cycles, one cycle per axon (trace update and
@@ -31,6 +32,7 @@ from spikefab.learning import (
     LFSR_WIDTH,
     MAX_SHIFT,
     NEURON_FACTOR_WIDTH,
+    Q_WIDTH,
     READ_ONLY,
     REGION_SHIFT,
     TRACE_DECAY_BITS,
@@ -48,8 +50,14 @@ from spikefab.learning import lfsr_jump as model_lfsr_jump
 from spikefab.spec import CoreConfig
 
 from .arith import saturate
-from .layouts import CONFIG_ADDR_WIDTH, config_data_width
-from .synapse import synapse_address_width, synapse_word_bits
+from .layouts import (
+    CONFIG_ADDR_WIDTH,
+    config_data_width,
+    factor_layout,
+    plasticity_hooks_signature,
+    synapse_port_signature,
+    synapse_word_bits,
+)
 
 __all__ = ["PlasticityUnit", "ROW_LATENCY", "lfsr_jump", "learning_step_cycles", "register_ok"]
 
@@ -112,35 +120,19 @@ def _trace_update(trace, decay, spike, inc):
     return Mux(total > TRACE_MAX, TRACE_MAX, total)[:TRACE_WIDTH]
 
 
-def factor_layout():
-    return data.StructLayout({"p": signed(NEURON_FACTOR_WIDTH), "d": signed(NEURON_FACTOR_WIDTH)})
-
-
 class PlasticityUnit(wiring.Component):
     """See the module docstring for the ports' protocol and the cycle cost."""
 
-    def __init__(self, cfg: CoreConfig, *, _bug: str | None = None):
-        self._bug = _bug    # only for the formal bench's deliberately broken variant
+    def __init__(self, cfg: CoreConfig):
         problem = plastic_config_error(cfg)
         if problem:
             raise ValueError(problem)
         if config_data_width(cfg) < 16:
             raise ValueError("a plastic core's config data must be at least 16 bits wide")
         self.cfg = cfg
-        n, a = cfg.n_neurons, cfg.n_axons
         super().__init__({
-            "run": In(1), "done": Out(1), "enabled": Out(1),
-            "syn_addr": Out(synapse_address_width(cfg)), "syn_r_en": Out(1), "syn_w_en": Out(1),
-            "syn_w_data": Out(cfg.weights_per_word * cfg.weight_width),
-            "syn_r_data": In(cfg.weights_per_word * cfg.weight_width),
-            "ev_valid": In(1), "ev_axon": In(range(a)),
-            "tk_valid": In(1), "tk_neuron": In(range(n)), "tk_spike": In(1),
-            "tk_v_sum": In(signed(cfg.voltage_width)), "tk_threshold": In(cfg.voltage_width - 1),
-            "tk_refractory": In(1),
-            "cfg_valid": In(1), "cfg_write": In(1), "cfg_addr": In(CONFIG_ADDR_WIDTH),
-            "cfg_data": In(config_data_width(cfg)), "cfg_ok": Out(1),
-            "cfg_rdata": Out(config_data_width(cfg)),
-            "clr_valid": In(1), "clr_addr": In(range(max(n, a))),
+            "hooks": In(plasticity_hooks_signature(cfg)),
+            "syn": Out(synapse_port_signature(cfg)),
         })
 
     def elaborate(self, platform):
@@ -168,59 +160,47 @@ class PlasticityUnit(wiring.Component):
         fact = [memory(f"factors{lane}", factor_layout(), words) for lane in range(k)]
 
         # Registers --------------------------------------------------------------------------
-        regs = {
-            Reg.ENABLE: Signal(1, name="enable"),
-            Reg.PRE_MODE: Signal(1, name="pre_mode"),
-            Reg.POST_MODE: Signal(2, name="post_mode"),
-            Reg.FACTOR_MODE: Signal(2, name="factor_mode"),
-            Reg.DEPRESSION: Signal(1, name="depression"),
-            Reg.M_UNIT: Signal(signed(FACTOR_WIDTH), name="m_unit"),
-            Reg.SHIFT: Signal(5, name="shift"),
-            Reg.BOUNDS: Signal(2 * ww, name="bounds",
-                               init=(1 << (ww - 1)) | (((1 << (ww - 1)) - 1) << ww)),
-            Reg.X_DECAY: Signal(TRACE_DECAY_BITS + 1, name="x_decay"),
-            Reg.X_INC: Signal(TRACE_WIDTH, name="x_inc"),
-            Reg.Y_DECAY: Signal(TRACE_DECAY_BITS + 1, name="y_decay"),
-            Reg.Y_INC: Signal(TRACE_WIDTH, name="y_inc"),
-            Reg.WINDOW: Signal(cfg.voltage_width - 1, name="window"),
-            Reg.THRESHOLD: Signal(ERROR_ACC_WIDTH - 1, name="threshold"),
-            Reg.PERIOD: Signal(8, name="period", init=1),
-            Reg.SEED_LO: Signal(16, name="seed_lo", init=1),
-            Reg.SEED_HI: Signal(16, name="seed_hi"),
-        }
+        # Every writable register, as wide as `spikefab.learning.register_width` says; M_UNIT
+        # is signed; the power-up values are the golden model's.
+        inits = {Reg.BOUNDS: (1 << (ww - 1)) | (((1 << (ww - 1)) - 1) << ww),
+                 Reg.PERIOD: 1, Reg.SEED_LO: 1}
+        regs = {reg: Signal(signed(register_width(cfg, reg)) if reg == Reg.M_UNIT
+                            else register_width(cfg, reg),
+                            name=reg.name.lower(), init=inits.get(reg, 0))
+                for reg in Reg if reg not in READ_ONLY}
         lfsr = Signal(LFSR_WIDTH, init=1)
-        epoch = Signal(8)
+        epoch = Signal(register_width(cfg, Reg.EPOCH))
         enable, shift = regs[Reg.ENABLE], regs[Reg.SHIFT]
         w_min = regs[Reg.BOUNDS][:ww].as_signed()
         w_max = regs[Reg.BOUNDS][ww:].as_signed()
         m_unit, period = regs[Reg.M_UNIT], regs[Reg.PERIOD]
         apply_step = epoch == period - 1
-        m.d.comb += self.enabled.eq(enable)
+        m.d.comb += self.hooks.step.enabled.eq(enable)
 
         # Hooks: events and the tick --------------------------------------------------------
-        with m.If(self.ev_valid & enable):
-            m.d.comb += [s_wr.addr.eq(self.ev_axon), s_wr.data.eq(1), s_wr.en.eq(1)]
+        with m.If(self.hooks.event.valid & enable):
+            m.d.comb += [s_wr.addr.eq(self.hooks.event.axon), s_wr.data.eq(1), s_wr.en.eq(1)]
         # The tick's results come from the end of the core's update stage: register them before
         # the window test rather than lengthen the core's path (the flags are written a cycle
         # later, long before the neuron pass reads them).
-        tk = {name: Signal.like(getattr(self, name), name=f"{name}_r")
-              for name in ("tk_valid", "tk_neuron", "tk_spike", "tk_v_sum", "tk_threshold",
-                           "tk_refractory")}
-        m.d.sync += [reg.eq(getattr(self, name)) for name, reg in tk.items()]
-        diff = tk["tk_v_sum"] - tk["tk_threshold"]
-        in_window = ~tk["tk_refractory"] & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
-        with m.If(tk["tk_valid"]):
-            m.d.comb += [f_wr.addr.eq(tk["tk_neuron"]), f_wr.data.spike.eq(tk["tk_spike"]),
+        tick = self.hooks.tick
+        tk = {name: Signal.like(getattr(tick, name), name=f"tk_{name}_r")
+              for name in tick.signature.members}
+        m.d.sync += [reg.eq(getattr(tick, name)) for name, reg in tk.items()]
+        diff = tk["v_sum"] - tk["threshold"]
+        in_window = ~tk["refractory"] & (Mux(diff < 0, -diff, diff) <= regs[Reg.WINDOW])
+        with m.If(tk["valid"]):
+            m.d.comb += [f_wr.addr.eq(tk["neuron"]), f_wr.data.spike.eq(tk["spike"]),
                          f_wr.data.window.eq(in_window), f_wr.en.eq(1)]
 
         # CLEAR: zero traces, spike bits, accumulators, host inputs -------------------------
-        with m.If(self.clr_valid):
-            with m.If(self.clr_addr < a):
-                m.d.comb += [x_wr.addr.eq(self.clr_addr), x_wr.data.eq(0), x_wr.en.eq(1),
-                             s_wr.addr.eq(self.clr_addr), s_wr.data.eq(0), s_wr.en.eq(1)]
-            with m.If(self.clr_addr < n):
+        with m.If(self.hooks.clear.valid):
+            with m.If(self.hooks.clear.addr < a):
+                m.d.comb += [x_wr.addr.eq(self.hooks.clear.addr), x_wr.data.eq(0), x_wr.en.eq(1),
+                             s_wr.addr.eq(self.hooks.clear.addr), s_wr.data.eq(0), s_wr.en.eq(1)]
+            with m.If(self.hooks.clear.addr < n):
                 for wr in (y_wr, u_wr, h_wr, t_wr):
-                    m.d.comb += [wr.addr.eq(self.clr_addr), wr.data.eq(0), wr.en.eq(1)]
+                    m.d.comb += [wr.addr.eq(self.hooks.clear.addr), wr.data.eq(0), wr.en.eq(1)]
             m.d.sync += epoch.eq(0)
 
         self._config(m, cfg, regs, lfsr, epoch, mask_rd, mask_wr, x_rd, x_wr, s_rd, s_wr,
@@ -325,7 +305,7 @@ class PlasticityUnit(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.run):
+                with m.If(self.hooks.step.run):
                     m.d.sync += [ln.eq(0), ln_word.eq(0), ln_lane.eq(0), any_factor.eq(0)]
                     m.next = "NEURONS"
 
@@ -365,8 +345,8 @@ class PlasticityUnit(wiring.Component):
                 # Hold the next axon's trace and spike bit (a read port's `en` is 1 by default).
                 m.d.comb += [x_rd.en.eq(0), s_rd.en.eq(0)]
                 with m.If(~all_read & ~valid[1]):
-                    m.d.comb += [valid[0].eq(1), self.syn_addr.eq(syn_address(rd_word)),
-                                 self.syn_r_en.eq(1),
+                    m.d.comb += [valid[0].eq(1), self.syn.addr.eq(syn_address(rd_word)),
+                                 self.syn.r_en.eq(1),
                                  mask_rd.addr.eq(syn_address(rd_word)), mask_rd.en.eq(1)]
                     for rd, _ in fact:
                         m.d.comb += [rd.addr.eq(rd_word), rd.en.eq(1)]
@@ -374,8 +354,8 @@ class PlasticityUnit(wiring.Component):
                     with m.If(rd_word == words - 1):
                         m.d.sync += all_read.eq(1)
                 with m.If(valid[ROW_LATENCY]):
-                    m.d.comb += [self.syn_addr.eq(syn_address(wr_word)),
-                                 self.syn_w_data.eq(new_word), self.syn_w_en.eq(any_write)]
+                    m.d.comb += [self.syn.addr.eq(syn_address(wr_word)),
+                                 self.syn.w_data.eq(new_word), self.syn.w_en.eq(any_write)]
                     m.d.sync += wr_word.eq(wr_word + 1)
                     with m.If(wr_word == words - 1):     # the row's last write
                         next_axon()
@@ -385,8 +365,8 @@ class PlasticityUnit(wiring.Component):
                 m.next = "DONE"
 
             with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
-                with m.If(~self.run):
+                m.d.comb += self.hooks.step.done.eq(1)
+                with m.If(~self.hooks.step.run):
                     m.next = "IDLE"
         return m
 
@@ -419,7 +399,7 @@ class PlasticityUnit(wiring.Component):
             return sig
 
         # Registers are named after the stage that reads them.
-        old2 = stage("old2", len(self.syn_r_data), self.syn_r_data)
+        old2 = stage("old2", len(self.syn.r_data), self.syn.r_data)
         mask2 = stage("mask2", k, mask_rd.data)
         old3 = stage("old3", len(old2), old2)
         # The LFSR after 0..K jumps; it only changes in stage 3, two cycles apart, so stage 2
@@ -432,47 +412,48 @@ class PlasticityUnit(wiring.Component):
         weights, any_write = [], Const(0)
         for lane, (rd, _) in enumerate(fact):
             factor = rd.data
-            product2 = stage(f"product{lane}_2", signed(25), factor.p * pre)
+            product2 = stage(f"product{lane}_2", signed(Q_WIDTH), factor.p * pre)
             d_sel2 = stage(f"d_sel{lane}_2", signed(NEURON_FACTOR_WIDTH),
                            Mux(spre, factor.d, 0))
-            q = wire(f"q{lane}", signed(27), product2 - d_sel2)
-            q3 = stage(f"q{lane}_3", signed(27), q)
+            # q, the rounded delta and the new weight, with headroom over Q_WIDTH.
+            q = wire(f"q{lane}", signed(Q_WIDTH + 2), product2 - d_sel2)
+            q3 = stage(f"q{lane}_3", signed(Q_WIDTH + 2), q)
             consume3 = stage(f"consume{lane}_3", 1, mask2[lane] & (q != 0))
             jumped = wire(f"jumped{lane}", LFSR_WIDTH, after[consumed + 1])
             rounding = (jumped & round_mask)[:MAX_SHIFT]
-            delta4 = stage(f"delta{lane}_4", signed(28), (q3 + rounding) >> shift)
+            delta4 = stage(f"delta{lane}_4", signed(Q_WIDTH + 3), (q3 + rounding) >> shift)
             consume4 = stage(f"consume{lane}_4", 1, consume3)
             consumed = consumed + consume3
             old = old4.word_select(lane, ww).as_signed()
-            total = wire(f"total{lane}", signed(29), old + delta4)
+            total = wire(f"total{lane}", signed(Q_WIDTH + 4), old + delta4)
             clamped = Signal(signed(ww), name=f"clamped{lane}")
-            if self._bug == "no_clamp":
-                m.d.comb += clamped.eq(Mux(total < w_min, w_min, total))
-            else:
-                m.d.comb += clamped.eq(Mux(total < w_min, w_min,
-                                           Mux(total > w_max, w_max, total)))
+            m.d.comb += clamped.eq(self.clamp(total, w_min, w_max))
             weights.append(Mux(consume4, clamped, old)[:ww])
             any_write = any_write | consume4
         with m.If(valid[3]):
             m.d.sync += lfsr.eq(after[consumed])
-        new_word = stage("new_word", len(self.syn_w_data), Cat(*weights))
+        new_word = stage("new_word", len(self.syn.w_data), Cat(*weights))
         return new_word, stage("any_write", 1, any_write)
+
+    def clamp(self, total, w_min, w_max):
+        """Return `total` (a weight plus its update) limited to [w_min, w_max], as logic."""
+        return Mux(total < w_min, w_min, Mux(total > w_max, w_max, total))
 
     def _config(self, m, cfg, regs, lfsr, epoch, mask_rd, mask_wr, x_rd, x_wr, s_rd, s_wr,
                 y_rd, y_wr, u_rd, u_wr, h_rd, h_wr, t_rd, t_wr):
         """Decode a LEARN-space request in its acceptance cycle; read data follows one later."""
         word_bits = synapse_word_bits(cfg)
-        region = self.cfg_addr[REGION_SHIFT:]
-        index = self.cfg_addr[:REGION_SHIFT]
-        wdata = self.cfg_data
-        write = self.cfg_valid & self.cfg_write
-        read = self.cfg_valid & ~self.cfg_write
+        region = self.hooks.config.addr[REGION_SHIFT:]
+        index = self.hooks.config.addr[:REGION_SHIFT]
+        wdata = self.hooks.config.data
+        write = self.hooks.config.valid & self.hooks.config.write
+        read = self.hooks.config.valid & ~self.hooks.config.write
         ok = Signal()
         neuron_ok, axon_ok = index < cfg.n_neurons, index < cfg.n_axons
         syn_axon, syn_word = index[word_bits:], index[:word_bits]
         synapse_ok = (syn_axon < cfg.n_axons) & (syn_word < cfg.words_per_axon)
-        region_r, index_r = Signal(4), Signal(REGION_SHIFT)
-        with m.If(self.cfg_valid):
+        region_r, index_r = Signal(CONFIG_ADDR_WIDTH - REGION_SHIFT), Signal(REGION_SHIFT)
+        with m.If(self.hooks.config.valid):
             m.d.sync += [region_r.eq(region), index_r.eq(index)]
 
         def port(rd, wr, data):
@@ -481,7 +462,7 @@ class PlasticityUnit(wiring.Component):
 
         with m.Switch(region):
             with m.Case(Region.REGISTERS):
-                m.d.comb += ok.eq(Mux(self.cfg_write,
+                m.d.comb += ok.eq(Mux(self.hooks.config.write,
                                       register_ok(cfg, index, wdata, regs[Reg.SEED_LO]),
                                       index < len(Reg)))
                 with m.If(write & ok):
@@ -512,7 +493,7 @@ class PlasticityUnit(wiring.Component):
             with m.Case(Region.ERROR_ACC):
                 m.d.comb += ok.eq(neuron_ok & (wdata >> ERROR_ACC_WIDTH == 0))
                 port(u_rd, u_wr, wdata[:ERROR_ACC_WIDTH])
-        m.d.comb += self.cfg_ok.eq(ok)
+        m.d.comb += self.hooks.config.ok.eq(ok)
 
         reg_value = Signal(32)
         with m.Switch(index_r):
@@ -527,16 +508,16 @@ class PlasticityUnit(wiring.Component):
                 m.d.comb += reg_value.eq(epoch)
         with m.Switch(region_r):
             with m.Case(Region.REGISTERS):
-                m.d.comb += self.cfg_rdata.eq(reg_value)
+                m.d.comb += self.hooks.config.rdata.eq(reg_value)
             with m.Case(Region.MASK):
-                m.d.comb += self.cfg_rdata.eq(mask_rd.data)
+                m.d.comb += self.hooks.config.rdata.eq(mask_rd.data)
             with m.Case(Region.FACTOR):
-                m.d.comb += self.cfg_rdata.eq(h_rd.data.as_unsigned())
+                m.d.comb += self.hooks.config.rdata.eq(h_rd.data.as_unsigned())
             with m.Case(Region.TARGET):
-                m.d.comb += self.cfg_rdata.eq(t_rd.data)
+                m.d.comb += self.hooks.config.rdata.eq(t_rd.data)
             with m.Case(Region.PRE_TRACE):
-                m.d.comb += self.cfg_rdata.eq(Cat(x_rd.data, s_rd.data))
+                m.d.comb += self.hooks.config.rdata.eq(Cat(x_rd.data, s_rd.data))
             with m.Case(Region.POST_TRACE):
-                m.d.comb += self.cfg_rdata.eq(y_rd.data)
+                m.d.comb += self.hooks.config.rdata.eq(y_rd.data)
             with m.Case(Region.ERROR_ACC):
-                m.d.comb += self.cfg_rdata.eq(u_rd.data.as_unsigned())
+                m.d.comb += self.hooks.config.rdata.eq(u_rd.data.as_unsigned())

@@ -11,31 +11,18 @@ the outputs are not back-pressured. Nothing is dropped: a stalled output stalls 
 A source id >= n_sources is not looked up: it is counted in `bad_source` and skipped.
 """
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikefab import protocol as P
-from spikefab.spec import COUNTER_WIDTH, ChipConfig
+from spikefab.spec import COUNTER_WIDTH, ROUTE_INDEX_WIDTH, SOURCE_WIDTH, ChipConfig
 
 from .arith import bump
+from .layouts import core_event_layout, route_dest_layout, route_index_layout
 
-__all__ = ["Router", "route_index_layout", "route_dest_layout", "core_event_layout"]
-
-SOURCE_WIDTH = 16
-
-
-def route_index_layout() -> data.StructLayout:
-    return data.StructLayout({"start": unsigned(16), "count": unsigned(16)})
-
-
-def route_dest_layout() -> data.StructLayout:
-    return data.StructLayout({"core": unsigned(8), "axon": unsigned(16)})
-
-
-def core_event_layout() -> data.StructLayout:
-    return data.StructLayout({"core": unsigned(8), "axon": unsigned(16)})
+__all__ = ["Router", "table_port_signature"]
 
 
 def table_port_signature(depth: int, layout) -> wiring.Signature:
@@ -75,8 +62,8 @@ class Router(wiring.Component):
         dest_wr, dest_rd = dest_mem.write_port(), dest_mem.read_port()
 
         source = Signal(SOURCE_WIDTH)
-        entry = Signal(17)           # next destination to read
-        end = Signal(17)             # one past the last destination
+        entry = Signal(ROUTE_INDEX_WIDTH + 1)    # next destination to read
+        end = Signal(ROUTE_INDEX_WIDTH + 1)      # one past the last destination
         have = Signal()              # dest_rd.data holds destination `entry - 1`
         bad_source = Signal(COUNTER_WIDTH)
         m.d.comb += self.bad_source.eq(bad_source)

@@ -22,6 +22,12 @@ from amaranth.lib.wiring import In, Out
 
 from spikefab.spec import CoreConfig
 
+from .layouts import (
+    synapse_address_width,
+    synapse_port_signature,
+    synapse_word_bits,
+    synapse_word_width,
+)
 from .spram import (
     MEMORY_KINDS,
     SPRAM,
@@ -37,44 +43,31 @@ __all__ = ["SynapseMemory", "synapse_word_bits", "synapse_address_width", "SYNAP
 SYNAPSE_KINDS = MEMORY_KINDS
 
 
-def synapse_word_bits(cfg: CoreConfig) -> int:
-    """Bits of the word index inside an axon's row: ceil(log2(N / K))."""
-    return (cfg.words_per_axon - 1).bit_length()
-
-
-def synapse_address_width(cfg: CoreConfig) -> int:
-    return max(1, (cfg.n_axons - 1).bit_length() + synapse_word_bits(cfg))
-
-
 def _synapse_depth(cfg: CoreConfig) -> int:
     return cfg.n_axons << synapse_word_bits(cfg)
 
 
 def spram_count(cfg: CoreConfig) -> tuple[int, int]:
     """Return (banks in depth, SPRAMs per bank in width) that one core's synapse memory needs."""
-    return spram_tiles(cfg.weights_per_word * cfg.weight_width, _synapse_depth(cfg))
+    return spram_tiles(synapse_word_width(cfg), _synapse_depth(cfg))
 
 
 class SynapseMemory(wiring.Component):
     """Single-port synapse memory; address = (axon << word_bits) | word.
 
-    A read issued with `r_en` in one cycle has its word on `r_data` in the next; `r_data` holds
-    while neither `r_en` nor `w_en` is high. `w_en` writes `w_data`; do not read and write in the
-    same cycle, and read again after a write before using `r_data` (SPRAM leaves it undefined).
-    `ready` is low while the memory clears itself after reset; do not access it until then.
+    `port` (`layouts.synapse_port_signature`, flipped): a read issued with `r_en` in one cycle
+    has its word on `r_data` in the next; `r_data` holds while neither `r_en` nor `w_en` is
+    high. `w_en` writes `w_data`; do not read and write in the same cycle, and read again after a
+    write before using `r_data` (SPRAM leaves it undefined). `ready` is low while the memory
+    clears itself after reset; do not access it until then.
     """
 
     def __init__(self, cfg: CoreConfig, *, kind: str = "auto"):
         if kind not in SYNAPSE_KINDS:
             raise ValueError(f"synapse memory kind must be one of {SYNAPSE_KINDS}, not {kind!r}")
         self.cfg, self.kind = cfg, kind
-        width = cfg.weights_per_word * cfg.weight_width
         super().__init__({
-            "addr": In(synapse_address_width(cfg)),
-            "r_en": In(1),
-            "r_data": Out(width),
-            "w_en": In(1),
-            "w_data": In(width),
+            "port": In(synapse_port_signature(cfg)),
             "ready": Out(1),
         })
 
@@ -82,12 +75,13 @@ class SynapseMemory(wiring.Component):
         if resolve_memory_kind(self.kind, platform) == "spram":
             return self._elaborate_spram()
         m = Module()
+        port = self.port
         depth = _synapse_depth(self.cfg)
-        m.submodules.mem = mem = Memory(shape=unsigned(len(self.w_data)), depth=depth, init=[])
+        m.submodules.mem = mem = Memory(shape=unsigned(len(port.w_data)), depth=depth, init=[])
         rd, wr = mem.read_port(), mem.write_port()
         m.d.comb += [
-            rd.addr.eq(self.addr), rd.en.eq(self.r_en), self.r_data.eq(rd.data),
-            wr.addr.eq(self.addr), wr.en.eq(self.w_en), wr.data.eq(self.w_data),
+            rd.addr.eq(port.addr), rd.en.eq(port.r_en), port.r_data.eq(rd.data),
+            wr.addr.eq(port.addr), wr.en.eq(port.w_en), wr.data.eq(port.w_data),
             self.ready.eq(1),
         ]
         return m
@@ -95,12 +89,13 @@ class SynapseMemory(wiring.Component):
     def _elaborate_spram(self):
         banks, lanes = spram_count(self.cfg)
         depth = _synapse_depth(self.cfg)
+        port = self.port
         if banks * lanes > SPRAM_AVAILABLE:
             raise ValueError(
                 f"the synapse memory needs {banks * lanes} SPRAMs ({depth} words of "
-                f"{len(self.w_data)} bits), an iCE40UP5K has {SPRAM_AVAILABLE}")
+                f"{len(port.w_data)} bits), an iCE40UP5K has {SPRAM_AVAILABLE}")
         m = Module()
-        m.submodules.ram = ram = SPRAM(len(self.w_data), depth)
+        m.submodules.ram = ram = SPRAM(len(port.w_data), depth)
         # Start-up clear: one word per cycle in every bank at once (SPRAM has no initial value).
         clearing = Signal(init=1)
         clear_addr = Signal(range(depth))
@@ -113,7 +108,7 @@ class SynapseMemory(wiring.Component):
             m.d.comb += [ram.addr.eq(clear_addr), ram.en.eq(1), ram.w_en.eq(1),
                          ram.w_data.eq(0), ram.all_banks.eq(1)]
         with m.Else():
-            m.d.comb += [ram.addr.eq(self.addr), ram.en.eq(self.r_en | self.w_en),
-                         ram.w_en.eq(self.w_en), ram.w_data.eq(self.w_data)]
-        m.d.comb += self.r_data.eq(ram.r_data)
+            m.d.comb += [ram.addr.eq(port.addr), ram.en.eq(port.r_en | port.w_en),
+                         ram.w_en.eq(port.w_en), ram.w_data.eq(port.w_data)]
+        m.d.comb += port.r_data.eq(ram.r_data)
         return m

@@ -12,11 +12,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from spikefab.spec import COUNTER_WIDTH
+
 from .arith import bump
 
-__all__ = ["UARTTransmitter", "UARTReceiver", "UARTLoopbackHarness"]
-
-COUNTER_WIDTH = 32
+__all__ = ["UARTTransmitter", "UARTReceiver"]
 
 
 def _check_divisor(divisor):
@@ -24,7 +24,6 @@ def _check_divisor(divisor):
     if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 4:
         raise ValueError(f"divisor must be an integer >= 4, not {divisor!r}")
     return divisor
-
 
 
 class UARTTransmitter(wiring.Component):
@@ -205,41 +204,4 @@ class UARTReceiver(wiring.Component):
                     with m.Else():
                         bump(m, framing_errors)
                         m.next = "HUNT"
-        return m
-
-
-class UARTLoopbackHarness(wiring.Component):
-    """A transmitter and a receiver side by side, for tests; they are not connected to each other.
-
-    The testbench drives and samples both lines bit by bit (and can loop `tx` back to `rx`
-    itself). The two divisors are independent so that mismatched ends can be built.
-
-    Ports: `tx_i` (in, byte stream) and `tx` (out) of the transmitter; `rx` (in), `rx_o` (out,
-    byte stream), `framing_errors` and `overflow` (out, 32 bits each) of the receiver.
-    """
-
-    def __init__(self, tx_divisor: int, rx_divisor: int):
-        self.tx_divisor = _check_divisor(tx_divisor)
-        self.rx_divisor = _check_divisor(rx_divisor)
-        super().__init__({
-            "tx_i": In(stream.Signature(8)),
-            "tx": Out(1, init=1),
-            "rx": In(1, init=1),
-            "rx_o": Out(stream.Signature(8)),
-            "framing_errors": Out(COUNTER_WIDTH),
-            "overflow": Out(COUNTER_WIDTH),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.transmitter = tx = UARTTransmitter(self.tx_divisor)
-        m.submodules.receiver = rx = UARTReceiver(self.rx_divisor)
-        wiring.connect(m, wiring.flipped(self.tx_i), tx.i)
-        wiring.connect(m, rx.o, wiring.flipped(self.rx_o))
-        m.d.comb += [
-            self.tx.eq(tx.tx),
-            rx.rx.eq(self.rx),
-            self.framing_errors.eq(rx.framing_errors),
-            self.overflow.eq(rx.overflow),
-        ]
         return m

@@ -339,6 +339,21 @@ def mul_decay(x, factor, frac_bits: int):
 COUNTER_WIDTH = 32
 COUNTER_MAX = (1 << COUNTER_WIDTH) - 1
 
+# Fixed widths of the chip's internal paths (the gateware's `spikefab.hw.layouts` uses them).
+#: A source id: neuron n of core c or a host input (`ChipConfig.n_sources` must fit).
+SOURCE_WIDTH = 16
+#: An axon id in a core's command stream and in a route destination: wider than any core's
+#: axon count, so that an out-of-range id arrives intact and is counted instead of wrapping.
+AXON_ID_WIDTH = 16
+#: The core field of a route destination: a core index or `protocol.HOST_CORE` (0xFF).
+CORE_ID_WIDTH = 8
+#: A route-index entry's start and count (`ChipConfig.route_entries` must fit).
+ROUTE_INDEX_WIDTH = 16
+#: The step stamp of a spike held for the host.
+HOST_STEP_WIDTH = 32
+#: A core's config-port word address (covers 4096 axons x 4096 words).
+CONFIG_ADDR_WIDTH = 24
+
 
 @dataclass(frozen=True)
 class ChipConfig:
@@ -366,9 +381,10 @@ class ChipConfig:
         _check_range("route_entries", self.route_entries, 1, 65535)
         _check_range("max_host_events", self.max_host_events, 1, 65535)
         _check_range("host_buffer", self.host_buffer, 1, 65535)
-        if self.n_sources > 65535:
-            raise ValueError(f"n_cores * n_neurons + n_inputs must be at most 65535 "
-                             f"(16-bit source ids), not {self.n_sources}")
+        if self.n_sources > (1 << SOURCE_WIDTH) - 1:
+            raise ValueError(f"n_cores * n_neurons + n_inputs must be at most "
+                             f"{(1 << SOURCE_WIDTH) - 1} ({SOURCE_WIDTH}-bit source ids), "
+                             f"not {self.n_sources}")
         # Each route entry delivers at most one event per step, and host inputs at most
         # max_host_events: if both fit a core's per-step cap, no core can ever drop an event for
         # overflow, so event order never matters and the golden model is exact.

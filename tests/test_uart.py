@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from spikefab.hw.uart import UARTLoopbackHarness, UARTReceiver, UARTTransmitter
+from spikefab.hw.uart import UARTReceiver, UARTTransmitter
+from spikefab.verify.harness import UARTLoopbackHarness
 from spikefab.verify.rtlsim import SimulationFailed, run_cocotb
 
 TOPLEVEL = "uart_harness"

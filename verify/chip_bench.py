@@ -9,11 +9,9 @@ difference fails the test naming the request, its opcode, the offset, expected a
 import os
 import random
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import high, hold_reset
 
 

@@ -22,10 +22,7 @@ import os
 import random
 from collections import deque
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
 from spikefab.hw.layouts import (
     ConfigSpace,
@@ -42,6 +39,7 @@ from spikefab.hw.synapse import synapse_word_bits
 from spikefab.sim import CoreModel
 from spikefab.spec import CoreConfig, NeuronParams, param_fields, state_fields, unpack_fields
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import high, hold_reset
 
 

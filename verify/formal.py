@@ -65,8 +65,8 @@ from amaranth.hdl import Assert, Assume, Cover, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 
 from spikefab import protocol as P
-from spikefab.hw.router import SOURCE_WIDTH, Router
-from spikefab.spec import ChipConfig, CoreConfig
+from spikefab.hw.router import Router
+from spikefab.spec import SOURCE_WIDTH, ChipConfig, CoreConfig
 
 __all__ = ["FORMAL_CFG", "BMC_DEPTH", "COVER_DEPTH", "RouterFormal", "run_bmc"]
 

@@ -36,7 +36,7 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, S
 from amaranth.lib import wiring
 
 from spikefab.hw.delivery import Delivery
-from spikefab.hw.layouts import CoreOp, command_layout
+from spikefab.hw.layouts import CoreOp, command_layout, host_event_layout
 from spikefab.spec import ChipConfig, CoreConfig
 
 __all__ = ["FORMAL_CFG", "FORMAL_CMD_DEPTH", "DELIVERY_DEPTH", "DELIVERY_COVER_DEPTH",
@@ -155,7 +155,7 @@ class DeliveryFormal(wiring.Component):
 
     def _check_host(self, m):
         cfg, host_in = self.cfg, self.i_host
-        shadow = _Shadow("host", len(self.o_host.payload), cfg.host_buffer)
+        shadow = _Shadow("host", host_event_layout().size, cfg.host_buffer)
         room = shadow.count < cfg.host_buffer
         m.d.comb += [Assert(host_in.ready), Assert(self.host_level == shadow.count),
                      shadow.push.eq(host_in.valid & room),

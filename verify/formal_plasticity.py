@@ -22,22 +22,30 @@ words' reads in between) or lies in [W_MIN, W_MAX], where W_MIN and W_MAX are th
 of inverted pairs is therefore part of what is proven); the unit never reads and writes the
 single synapse port in the same cycle, and touches it only while `run` is high. Covers show a
 write that changes a weight to each bound is reachable, so the assumptions are not vacuous.
-`bug="no_clamp"` removes the upper clamp and must be refuted.
+`bug="no_clamp"` builds `UnclampedPlasticityUnit`, which drops the upper clamp, and must be
+refuted.
 """
 
-from amaranth.hdl import Array, Assert, Assume, Cover, Module, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Assert, Assume, Cover, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 
 from spikefab.hw.plasticity import PlasticityUnit
 from spikefab.learning import REGION_SHIFT, Reg, Region
 from spikefab.spec import CoreConfig
 
-__all__ = ["FORMAL_CORE", "BMC_DEPTH", "PlasticityFormal"]
+__all__ = ["FORMAL_CORE", "BMC_DEPTH", "PlasticityFormal", "UnclampedPlasticityUnit"]
 
 FORMAL_CORE = CoreConfig(n_neurons=2, n_axons=3, weights_per_word=2, weight_width=4,
                          current_width=8, voltage_width=8, decay_width=4, refractory_width=2,
                          step_width=8)
 BMC_DEPTH = 20      # a BOUNDS write, then a learning step that updates two rows
+
+
+class UnclampedPlasticityUnit(PlasticityUnit):
+    """A deliberately broken unit: updated weights are clamped to W_MIN only, never to W_MAX."""
+
+    def clamp(self, total, w_min, w_max):
+        return Mux(total < w_min, w_min, total)
 
 
 class PlasticityFormal(wiring.Component):
@@ -49,57 +57,57 @@ class PlasticityFormal(wiring.Component):
         if bug not in (None, "no_clamp"):
             raise ValueError(f"bug must be None or 'no_clamp', not {bug!r}")
         self.cfg, self.bug = cfg, bug
-        self.dut = PlasticityUnit(cfg, _bug=bug)
+        self.dut = (UnclampedPlasticityUnit if bug == "no_clamp" else PlasticityUnit)(cfg)
         super().__init__(self.dut.signature)
 
     def elaborate(self, platform):
         m = Module()
         cfg, dut = self.cfg, self.dut
         m.submodules.dut = dut
-        for name, member in self.signature.members.items():
-            if member.flow == wiring.In:
-                m.d.comb += getattr(dut, name).eq(getattr(self, name))
-            else:
-                m.d.comb += getattr(self, name).eq(getattr(dut, name))
+        wiring.connect(m, wiring.flipped(self.hooks), dut.hooks)
+        wiring.connect(m, dut.syn, wiring.flipped(self.syn))
+        run, done = self.hooks.step.run, self.hooks.step.done
+        config, syn = self.hooks.config, self.syn
 
         m.d.comb += Assume(~ResetSignal())
-        with m.If(self.run):
-            m.d.comb += Assume(~(self.ev_valid | self.tk_valid | self.cfg_valid | self.clr_valid))
+        hooks = self.hooks
+        with m.If(run):
+            m.d.comb += Assume(~(hooks.event.valid | hooks.tick.valid | config.valid |
+                                 hooks.clear.valid))
         # As the core's controller: once raised, `run` stays high until the unit is done.
         prev_run, prev_done = Signal(), Signal()
-        m.d.sync += [prev_run.eq(self.run), prev_done.eq(self.done)]
+        m.d.sync += [prev_run.eq(run), prev_done.eq(done)]
         with m.If(prev_run & ~prev_done):
-            m.d.comb += Assume(self.run)
+            m.d.comb += Assume(run)
 
         ww = cfg.weight_width
         lo, hi = cfg.weight_range
         w_min = Signal(signed(ww), init=lo)
         w_max = Signal(signed(ww), init=hi)
         bounds_addr = int(Region.REGISTERS) << REGION_SHIFT | int(Reg.BOUNDS)
-        with m.If(self.cfg_valid & self.cfg_write & self.cfg_ok &
-                  (self.cfg_addr == bounds_addr)):
-            m.d.sync += [w_min.eq(self.cfg_data[:ww]), w_max.eq(self.cfg_data[ww:2 * ww])]
+        with m.If(config.valid & config.write & config.ok & (config.addr == bounds_addr)):
+            m.d.sync += [w_min.eq(config.data[:ww]), w_max.eq(config.data[ww:2 * ww])]
 
-        with m.If(self.syn_w_en | self.syn_r_en):
-            m.d.comb += Assert(self.run)
-        m.d.comb += Assert(~(self.syn_w_en & self.syn_r_en))
+        with m.If(syn.w_en | syn.r_en):
+            m.d.comb += Assert(run)
+        m.d.comb += Assert(~(syn.w_en & syn.r_en))
 
         # Per synapse address: whether the unit has read it, and the old word it was shown.
-        depth = 1 << len(self.syn_addr)
+        depth = 1 << len(syn.addr)
         seen = Array(Signal(name=f"seen{i}") for i in range(depth))
-        old_word = Array(Signal(len(self.syn_r_data), name=f"old_word{i}") for i in range(depth))
-        last_read, last_addr = Signal(), Signal(len(self.syn_addr))
-        m.d.sync += [last_read.eq(self.syn_r_en), last_addr.eq(self.syn_addr)]
+        old_word = Array(Signal(len(syn.r_data), name=f"old_word{i}") for i in range(depth))
+        last_read, last_addr = Signal(), Signal(len(syn.addr))
+        m.d.sync += [last_read.eq(syn.r_en), last_addr.eq(syn.addr)]
         with m.If(last_read):
-            m.d.sync += [seen[last_addr].eq(1), old_word[last_addr].eq(self.syn_r_data)]
-        with m.If(self.syn_w_en):
-            m.d.comb += Assert(seen[self.syn_addr])
+            m.d.sync += [seen[last_addr].eq(1), old_word[last_addr].eq(syn.r_data)]
+        with m.If(syn.w_en):
+            m.d.comb += Assert(seen[syn.addr])
 
         hit_min, hit_max = Signal(), Signal()
         for lane in range(cfg.weights_per_word):
-            new = self.syn_w_data.word_select(lane, ww).as_signed()
-            old = old_word[self.syn_addr].word_select(lane, ww).as_signed()
-            with m.If(self.syn_w_en & (new != old)):
+            new = syn.w_data.word_select(lane, ww).as_signed()
+            old = old_word[syn.addr].word_select(lane, ww).as_signed()
+            with m.If(syn.w_en & (new != old)):
                 m.d.comb += [Assert(new >= w_min), Assert(new <= w_max)]
                 m.d.comb += [hit_min.eq(new == w_min), hit_max.eq(new == w_max)]
         m.d.comb += [

@@ -10,17 +10,15 @@ the `cobs` and `crc` libraries) says they must be.
 import os
 import random
 
-import cocotb
 import numpy as np
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
 from spikefab import protocol as P
 from spikefab.hw.framing import FrameReceiver, FrameTransmitter
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import high, hold_reset
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 
-import cocotb
 import numpy as np
 
 from spikefab.hw.layouts import ConfigSpace, CoreOp, SpikeKind, command_layout, pack
@@ -27,6 +26,7 @@ from spikefab.learning import REGION_SHIFT, Reg, Region, check_register
 from spikefab.sim.plasticity import PlasticCoreModel
 from spikefab.spec import CoreConfig, unpack_weight_word
 
+from .cocotb_api import cocotb
 from .core_bench import (
     StreamBench,
     clear_model,

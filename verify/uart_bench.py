@@ -1,7 +1,7 @@
 """cocotb testbench of the 8N1 UART: drives and decodes the serial lines bit by bit from Python.
 
 Loaded inside the simulator by `tests/test_uart.py` through `spikefab.verify.rtlsim.run_cocotb`, on
-a `spikefab.hw.uart.UARTLoopbackHarness` (a transmitter and a receiver, not connected). The
+a `spikefab.verify.harness.UARTLoopbackHarness` (a transmitter and a receiver, not connected). The
 scenario `.npz` holds `seed`, `tx_divisor`, `rx_divisor`, `n_bytes` and, for the receive test,
 `mismatch` (the sender's relative bit-period error). Every random choice comes from `seed`, which is
 logged and named in every failure message. Results go to the `.npz` named by `$SPIKEFAB_RESULT`
@@ -20,11 +20,9 @@ import os
 import random
 from collections import deque
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
+from .cocotb_api import Clock, RisingEdge, cocotb
 from .rtlsim import hold_reset
 
 
