@@ -19,7 +19,6 @@ into the spike buffer, then routed; the step ends when the router has delivered 
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -31,6 +30,7 @@ from spikefab.spec import COUNTER_WIDTH, ChipConfig, param_fields, state_fields,
 from .arith import bump
 from .core import LIFCore
 from .delivery import Delivery
+from .fifo import StreamFIFO
 from .framing import FrameReceiver, FrameTransmitter
 from .layouts import ConfigSpace, CoreOp, SpikeKind, param_layout, struct_of
 from .plasticity import register_ok
@@ -853,13 +853,11 @@ class ChipOverUART(wiring.Component):
         m = Module()
         m.submodules.chip, chip = self.chip, self.chip
         m.submodules.uart_rx, m.submodules.uart_tx = self.receiver, self.transmitter
-        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.submodules.rx_fifo = fifo = StreamFIFO(8, self.rx_fifo_depth)
+        wiring.connect(m, self.receiver.o, fifo.i)
+        wiring.connect(m, fifo.o, chip.i)
         m.d.comb += [
             self.receiver.rx.eq(self.rx), self.tx.eq(self.transmitter.tx),
-            fifo.w_data.eq(self.receiver.o.payload), fifo.w_en.eq(self.receiver.o.valid),
-            self.receiver.o.ready.eq(fifo.w_rdy),
-            chip.i.payload.eq(fifo.r_data), chip.i.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(chip.i.ready),
             chip.uart_framing_errors.eq(self.receiver.framing_errors),
             chip.uart_overflows.eq(self.receiver.overflow),
             self.rx_overflow.eq(self.receiver.overflow),
