@@ -31,6 +31,8 @@ FLOAT64_EXACT = 1 << 53
 #: Batches of at most this many neurons reset with masked NumPy operations (cheapest while the
 #: per-call cost dominates), larger ones with plain float arithmetic (see `BatchLIF.step`).
 MASKED_MAX = 2048
+#: Weight columns packed into one float64 column of the weight sums, at most and at least.
+PACK_MAX, PACK_MIN = 8, 4
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -59,7 +61,10 @@ class WeightSums:
 
     Each result, and each partial sum BLAS forms on the way, is bounded by (row total of counts)
     x max|w|: float32 BLAS is used when that bound is at most 2**24 (binary spikes on up to 2**17
-    axons of 8-bit weights), float64 when it is at most 2**53, otherwise `ValueError`.
+    axons of 8-bit weights), float64 when it is at most 2**53, otherwise `ValueError`. For many
+    rows with small sums, k weight columns share one float64 column (`packing`): one float64
+    product of N/k columns then replaces the float32 one of N columns (float64 BLAS costs about
+    twice float32 per multiply-add; measured, k = 3 is no faster, k >= 4 is).
     """
 
     def __init__(self, weights):
@@ -76,17 +81,72 @@ class WeightSums:
             return np.float64
         raise ValueError(f"weight sums up to {bound} exceed 2**53 and cannot be formed exactly")
 
+    def packing(self, max_row_total: int) -> tuple[int, int]:
+        """Return (k, s): k columns packed per float64 column, s bits apart, for rows of at most
+        `max_row_total` events (k = 1: no packing).
+
+        Column j + i * ceil(N/k) contributes w * 2**(i*s). Every field sum f_i has |f_i| <= M =
+        max_row_total x max|w| < 2**(s-1), and every partial sum of the packed product has
+        magnitude <= max_row_total x max|w| x sum_i 2**(i*s) <= 2**53, so the product is an exact
+        integer and its fields come apart exactly (`_unpack`).
+        """
+        bound = int(max_row_total) * self.largest
+        shift = bound.bit_length() + 1
+        for fields in range(PACK_MAX, PACK_MIN - 1, -1):
+            if bound * sum(1 << (i * shift) for i in range(fields)) <= FLOAT64_EXACT:
+                return fields, shift
+        return 1, 0
+
     def weights_as(self, dtype) -> np.ndarray:
         if dtype not in self._cast:
             self._cast[dtype] = self.weights.astype(dtype)
         return self._cast[dtype]
 
-    def __call__(self, counts, max_row_total: int | None = None) -> np.ndarray:
-        """Return counts (... x A, non-negative) @ weights as floats holding exact integers."""
+    def _packed_weights(self, fields: int, shift: int) -> np.ndarray:
+        key = (fields, shift)
+        if key not in self._cast:
+            n_axons, n = self.weights.shape
+            columns = -(-n // fields)
+            padded = np.zeros((n_axons, fields * columns))
+            padded[:, :n] = self.weights
+            packed = padded[:, :columns].copy()
+            for i in range(1, fields):
+                packed += padded[:, i * columns:(i + 1) * columns] * float(1 << (i * shift))
+            self._cast[key] = packed
+        return self._cast[key]
+
+    def __call__(self, counts, max_row_total: int | None = None, *, pack: bool = True):
+        """Return counts (R x A, non-negative) @ weights (R x N) as floats holding exact integers.
+
+        With `pack` (and a `packing` of k >= PACK_MIN) the result is float64 from the packed
+        product; otherwise float32 or float64 as `dtype` chooses.
+        """
         if max_row_total is None:
             max_row_total = int(np.asarray(counts).sum(axis=-1, dtype=np.int64).max(initial=0))
         dtype = self.dtype(max_row_total)
-        return np.asarray(counts, dtype=dtype) @ self.weights_as(dtype)
+        fields, shift = self.packing(max_row_total) if pack else (1, 0)
+        if fields == 1:
+            return np.asarray(counts, dtype=dtype) @ self.weights_as(dtype)
+        product = np.asarray(counts, dtype=np.float64) @ self._packed_weights(fields, shift)
+        return self._unpack(product, fields, shift)[:, :self.weights.shape[1]]
+
+    @staticmethod
+    def _unpack(rest, fields: int, shift: int) -> np.ndarray:
+        """Split each packed value r = sum_i f_i 2**(i*s) (|f_i| < 2**(s-1)) into its fields:
+        f_0 = r - rint(r / 2**s) * 2**s, exactly, since |f_0 / 2**s| < 1/2 and scaling by a power
+        of two is exact; then the same for rint(r / 2**s). Overwrites `rest`."""
+        rows, columns = rest.shape
+        out = np.empty((rows, fields * columns))
+        high = np.empty_like(rest)
+        for i in range(fields - 1):
+            np.multiply(rest, 2.0 ** -shift, out=high)
+            np.rint(high, out=high)
+            field = out[:, i * columns:(i + 1) * columns]
+            np.multiply(high, -(2.0 ** shift), out=field)
+            np.add(field, rest, out=field)
+            rest, high = high, rest
+        out[:, (fields - 1) * columns:] = rest
+        return out
 
 
 def exact_weight_sums(counts, weights) -> np.ndarray:
@@ -160,7 +220,7 @@ class BatchLIF:
         the same operations on preallocated buffers, without per-step allocation or dispatch."""
         multiply, trunc, add, subtract = np.multiply, np.trunc, np.add, np.subtract
         maximum, minimum, greater = np.maximum, np.minimum, np.greater
-        beta, threshold = self.beta, self.threshold
+        beta, threshold = uniform(self.beta), uniform(self.threshold)
         lo, hi = self.v_range
         saturate, masked = self._saturate_v, self._masked
         zero, mixed = self._reset_mode == "zero", self._reset_mode == "mixed"
@@ -265,6 +325,14 @@ class BatchLIF:
         self.v = np.where(refractory, self.v, v_sum)
         self.ref = np.where(refractory, self.ref - 1, np.where(spike, self.refractory, 0.0))
         return spike
+
+
+def uniform(values: np.ndarray):
+    """A 1-D parameter array as one float when all its entries are equal: NumPy applies a scalar
+    to a B x N array about twice as fast as a length-N row broadcast over it."""
+    if values.size and (values == values.flat[0]).all():
+        return float(values.flat[0])
+    return values
 
 
 def accepted_counts(counts, room) -> np.ndarray:
@@ -443,15 +511,16 @@ class CoreModel:
             dropped = (counts - accepted).sum(axis=(1, 2))
             counts, totals = accepted, accepted.sum(axis=-1)
         sums = WeightSums(self.weights)
-        dtype = sums.dtype(totals.max(initial=0))
+        most = int(totals.max(initial=0))
+        # Packing pays for its weight preparation (k passes over A x N) only over many rows.
+        pack = batch * steps >= 2 * self.cfg.n_axons
         lif = BatchLIF(self.cfg, self.params, batch, (self.v, self.i, self.ref))
         spikes = np.empty((steps, batch, self.cfg.n_neurons), dtype=bool)
         chunk = max(1, self.CHUNK_ELEMENTS // (batch * self.cfg.n_neurons))
         for start in range(0, steps, chunk):
-            block = np.ascontiguousarray(counts[:, start:start + chunk].transpose(1, 0, 2),
-                                         dtype=dtype)
+            block = counts[:, start:start + chunk].transpose(1, 0, 2)
             # One 2-D product (a 3-D `@` would run one small product per step).
-            acc = (block.reshape(-1, self.cfg.n_axons) @ sums.weights_as(dtype)).reshape(
+            acc = sums(block.reshape(-1, self.cfg.n_axons), most, pack=pack).reshape(
                 len(block), batch, self.cfg.n_neurons)
             bound = float(totals[:, start:start + chunk].max(initial=0)) * sums.largest
             if start == 0 and self.acc.any():
