@@ -236,12 +236,9 @@ class BatchLIF:
             if masked:
                 greater(v_sum, threshold, out=spike)
                 subtract(v_sum, amount, out=v_sum, where=spike)
-            else:   # see `step`: the spike as 0.0/1.0 by clipping the integer difference
-                subtract(v_sum, threshold, out=fired)
-                maximum(fired, 0.0, out=fired)
-                minimum(fired, 1.0, out=fired)
-                greater(fired, 0.0, out=spike)
-                multiply(fired, amount, out=fired)
+            else:   # see `step`: the reset as arithmetic on the spike's 0/1 bytes
+                greater(v_sum, threshold, out=spike)
+                multiply(amount, spike.view(np.uint8), out=fired)
                 subtract(v_sum, fired, out=v_sum)
             v, v_sum = v_sum, v
         self.v, self.i = v, currents[-1]
@@ -298,15 +295,11 @@ class BatchLIF:
             np.subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spike)
             self.v = v_sum
             return spike
-        # Integers: v_sum > threshold iff v_sum - threshold >= 1, so clipping the difference to
-        # 0..1 gives the spike as 0.0/1.0, and the reset is plain float arithmetic (on large
-        # arrays masked and mixed-type NumPy operations cost several times more).
-        fired = np.subtract(v_sum, self.threshold)
-        np.maximum(fired, 0.0, out=fired)
-        np.minimum(fired, 1.0, out=fired)
-        spike = fired > 0.0
-        fired *= self._reset_amount(v_sum)
-        v_sum -= fired
+        # On large arrays a masked operation costs several times more than arithmetic once the
+        # spikes are irregular (a branch per element): subtract amount x spike, the bool's bytes
+        # read as 0/1 (exact: x - x is 0, x - 0 * x is x).
+        spike = v_sum > self.threshold
+        v_sum -= np.multiply(self._reset_amount(v_sum), spike.view(np.uint8))
         self.v = v_sum
         return spike
 
