@@ -71,6 +71,7 @@ class WeightSums:
         self.weights = np.asarray(weights)
         self.largest = int(np.abs(self.weights).max(initial=0))
         self._cast = {}
+        self._packed = (None, None)
 
     def dtype(self, max_row_total: int):
         """The float type in which rows of at most `max_row_total` events sum exactly."""
@@ -97,14 +98,21 @@ class WeightSums:
                 return fields, shift
         return 1, 0
 
+    def plan(self, max_row_total: int, pack: bool = True) -> tuple[type, int, int]:
+        """Return (float type the counts take, k, s) for rows of at most `max_row_total` events:
+        k columns packed s bits apart (`packing`, used when k >= PACK_MIN and `pack`), else k = 1
+        and the float type of `dtype`."""
+        fields, shift = self.packing(max_row_total) if pack else (1, 0)
+        return (np.float64 if fields > 1 else self.dtype(max_row_total)), fields, shift
+
     def weights_as(self, dtype) -> np.ndarray:
         if dtype not in self._cast:
             self._cast[dtype] = self.weights.astype(dtype)
         return self._cast[dtype]
 
     def _packed_weights(self, fields: int, shift: int) -> np.ndarray:
-        key = (fields, shift)
-        if key not in self._cast:
+        """The A x ceil(N/k) float64 packed weights; only the latest packing is kept."""
+        if self._packed[0] != (fields, shift):
             n_axons, n = self.weights.shape
             columns = -(-n // fields)
             padded = np.zeros((n_axons, fields * columns))
@@ -112,8 +120,8 @@ class WeightSums:
             packed = padded[:, :columns].copy()
             for i in range(1, fields):
                 packed += padded[:, i * columns:(i + 1) * columns] * float(1 << (i * shift))
-            self._cast[key] = packed
-        return self._cast[key]
+            self._packed = ((fields, shift), packed)
+        return self._packed[1]
 
     def __call__(self, counts, max_row_total: int | None = None, *, pack: bool = True):
         """Return counts (R x A, non-negative) @ weights (R x N) as floats holding exact integers.
@@ -123,11 +131,11 @@ class WeightSums:
         """
         if max_row_total is None:
             max_row_total = int(np.asarray(counts).sum(axis=-1, dtype=np.int64).max(initial=0))
-        dtype = self.dtype(max_row_total)
-        fields, shift = self.packing(max_row_total) if pack else (1, 0)
+        dtype, fields, shift = self.plan(max_row_total, pack)
+        counts = np.asarray(counts, dtype=dtype)
         if fields == 1:
-            return np.asarray(counts, dtype=dtype) @ self.weights_as(dtype)
-        product = np.asarray(counts, dtype=np.float64) @ self._packed_weights(fields, shift)
+            return counts @ self.weights_as(dtype)
+        product = counts @ self._packed_weights(fields, shift)
         return self._unpack(product, fields, shift)[:, :self.weights.shape[1]]
 
     @staticmethod
@@ -184,6 +192,15 @@ class BatchLIF:
                             "zero" if not self.subtract.any() else "mixed")
         self._saturate_v = True
         self._masked = self.v.size <= MASKED_MAX
+        self._beta_op, self._threshold_op = self._operand(self.beta), self._operand(self.threshold)
+
+    def _operand(self, values: np.ndarray) -> np.ndarray:
+        """A length-N parameter as the cheapest operand against the B x N state: a 0-d array
+        when all its entries are equal, else the full B x N array (broadcasting a row over
+        B x N costs NumPy about twice as much, and a Python float more than a 0-d array)."""
+        if values.size and (values == values.flat[0]).all():
+            return np.array(float(values.flat[0]))
+        return np.ascontiguousarray(np.broadcast_to(values, self.v.shape))
 
     def currents(self, acc, bound: float | None = None) -> np.ndarray:
         """Return sat_WI(acc + bias) for any leading shape: the current when alpha is 0.
@@ -204,6 +221,8 @@ class BatchLIF:
         T x B x N bool spikes."""
         spikes = np.empty(acc.shape, dtype=bool)
         currents = None if self._decays_current else self.currents(acc, bound)
+        if currents is not None:   # once here, not in every step's addition to float64 V
+            currents = currents.astype(np.float64, copy=False)
         self._saturate_v = self._v_may_saturate(currents)
         try:
             if currents is not None and not self._refractory and len(acc):
@@ -217,29 +236,32 @@ class BatchLIF:
 
     def _run_plain(self, currents, spikes):
         """`step` over T precomputed currents for neurons without alpha or refractory period:
-        the same operations on preallocated buffers, without per-step allocation or dispatch."""
-        multiply, trunc, add, subtract = np.multiply, np.trunc, np.add, np.subtract
-        maximum, minimum, greater = np.maximum, np.minimum, np.greater
-        beta, threshold = uniform(self.beta), uniform(self.threshold)
-        lo, hi = self.v_range
+        the same operations on preallocated buffers, without per-step allocation or dispatch
+        (out arguments are positional: at batch 1 a ufunc call's parsing is most of its cost)."""
+        multiply, trunc, add, subtract, greater = (np.multiply, np.trunc, np.add, np.subtract,
+                                                   np.greater)
+        maximum, minimum, copyto = np.maximum, np.minimum, np.copyto
+        beta, threshold = self._beta_op, self._threshold_op
+        lo, hi = (np.array(float(x)) for x in self.v_range)
         saturate, masked = self._saturate_v, self._masked
         zero, mixed = self._reset_mode == "zero", self._reset_mode == "mixed"
         v, v_sum, fired = self.v, np.empty_like(self.v), np.empty_like(self.v)
-        for current, spike in zip(currents, spikes):
-            multiply(v, beta, out=v_sum)
-            trunc(v_sum, out=v_sum)
-            add(v_sum, current, out=v_sum)
+        for current, spike, byte in zip(currents, spikes, spikes.view(np.uint8)):
+            multiply(v, beta, v_sum)
+            trunc(v_sum, v_sum)
+            add(v_sum, current, v_sum)
             if saturate:
-                maximum(v_sum, lo, out=v_sum)
-                minimum(v_sum, hi, out=v_sum)
-            amount = self._reset_amount(v_sum) if mixed else v_sum if zero else threshold
-            if masked:
-                greater(v_sum, threshold, out=spike)
-                subtract(v_sum, amount, out=v_sum, where=spike)
+                maximum(v_sum, lo, v_sum)
+                minimum(v_sum, hi, v_sum)
+            greater(v_sum, threshold, spike)
+            if masked and zero:
+                copyto(v_sum, 0.0, where=spike)
+            elif masked:
+                subtract(v_sum, self._reset_amount(v_sum) if mixed else threshold, out=v_sum,
+                         where=spike)
             else:   # see `step`: the reset as arithmetic on the spike's 0/1 bytes
-                greater(v_sum, threshold, out=spike)
-                multiply(amount, spike.view(np.uint8), out=fired)
-                subtract(v_sum, fired, out=v_sum)
+                multiply(self._reset_amount(v_sum), byte, fired)
+                subtract(v_sum, fired, v_sum)
             v, v_sum = v_sum, v
         self.v, self.i = v, currents[-1]
 
@@ -282,7 +304,7 @@ class BatchLIF:
             current = np.trunc(self.i * self.alpha) if self._decays_current else 0.0
             current = self.currents(current + acc)
         self.i = current
-        v_sum = np.multiply(self.v, self.beta)
+        v_sum = np.multiply(self.v, self._beta_op)
         np.trunc(v_sum, out=v_sum)
         v_sum += current
         if self._saturate_v:
@@ -291,14 +313,14 @@ class BatchLIF:
         if self._refractory:
             return self._step_refractory(v_sum)
         if self._masked:
-            spike = v_sum > self.threshold
+            spike = v_sum > self._threshold_op
             np.subtract(v_sum, self._reset_amount(v_sum), out=v_sum, where=spike)
             self.v = v_sum
             return spike
         # On large arrays a masked operation costs several times more than arithmetic once the
         # spikes are irregular (a branch per element): subtract amount x spike, the bool's bytes
         # read as 0/1 (exact: x - x is 0, x - 0 * x is x).
-        spike = v_sum > self.threshold
+        spike = v_sum > self._threshold_op
         v_sum -= np.multiply(self._reset_amount(v_sum), spike.view(np.uint8))
         self.v = v_sum
         return spike
@@ -306,7 +328,7 @@ class BatchLIF:
     def _reset_amount(self, v_sum):
         """What a spike subtracts from `v_sum`: the threshold, or v_sum itself (reset to zero)."""
         if self._reset_mode == "subtract":
-            return self.threshold
+            return self._threshold_op
         if self._reset_mode == "zero":
             return v_sum
         return np.where(self.subtract, self.threshold, v_sum)
@@ -318,14 +340,6 @@ class BatchLIF:
         self.v = np.where(refractory, self.v, v_sum)
         self.ref = np.where(refractory, self.ref - 1, np.where(spike, self.refractory, 0.0))
         return spike
-
-
-def uniform(values: np.ndarray):
-    """A 1-D parameter array as one float when all its entries are equal: NumPy applies a scalar
-    to a B x N array about twice as fast as a length-N row broadcast over it."""
-    if values.size and (values == values.flat[0]).all():
-        return float(values.flat[0])
-    return values
 
 
 def accepted_counts(counts, room) -> np.ndarray:
@@ -482,8 +496,8 @@ class CoreModel:
                              f"{raster.shape}")
         if not np.issubdtype(raster.dtype, np.integer) and raster.dtype != bool:
             raise ValueError(f"raster must hold integer event counts, not {raster.dtype}")
-        counts = raster.astype(np.int64)
-        if counts.size and counts.min() < 0:
+        counts = np.asarray(raster, dtype=np.int64)   # no copy when it is int64 already
+        if counts.size and raster.dtype.kind == "i" and counts.min() < 0:
             raise ValueError("raster event counts must be >= 0")
         return counts
 
@@ -507,11 +521,13 @@ class CoreModel:
         most = int(totals.max(initial=0))
         # Packing pays for its weight preparation (k passes over A x N) only over many rows.
         pack = batch * steps >= 2 * self.cfg.n_axons
+        cast = sums.plan(most, pack)[0]
         lif = BatchLIF(self.cfg, self.params, batch, (self.v, self.i, self.ref))
         spikes = np.empty((steps, batch, self.cfg.n_neurons), dtype=bool)
         chunk = max(1, self.CHUNK_ELEMENTS // (batch * self.cfg.n_neurons))
         for start in range(0, steps, chunk):
-            block = counts[:, start:start + chunk].transpose(1, 0, 2)
+            block = np.ascontiguousarray(counts[:, start:start + chunk].transpose(1, 0, 2),
+                                         dtype=cast)
             # One 2-D product (a 3-D `@` would run one small product per step).
             acc = sums(block.reshape(-1, self.cfg.n_axons), most, pack=pack).reshape(
                 len(block), batch, self.cfg.n_neurons)
