@@ -251,8 +251,8 @@ class BatchLIF:
             trunc(v_sum, v_sum)
             add(v_sum, current, v_sum)
             if saturate:
-                maximum(v_sum, lo, v_sum)
-                minimum(v_sum, hi, v_sum)
+                maximum(v_sum, lo, out=v_sum)
+                minimum(v_sum, hi, out=v_sum)
             greater(v_sum, threshold, spike)
             if masked and zero:
                 copyto(v_sum, 0.0, where=spike)
@@ -502,7 +502,7 @@ class CoreModel:
         return counts
 
     #: Steps x samples x neurons simulated per chunk: bounds the input sums held in memory.
-    CHUNK_ELEMENTS = 1 << 18
+    CHUNK_ELEMENTS = 1 << 17
 
     def _simulate(self, counts):
         """Run B x T x A counts from the present state; return spikes B x T x N, the final

@@ -6,7 +6,7 @@ import pytest
 from spikefab.host.networks import events_to_raster, poisson_events, random_params, random_weights
 from spikefab.sim import CoreModel
 from spikefab.sim.lif import BatchLIF, exact_weight_sums, lif_update
-from spikefab.spec import CoreConfig, NeuronParams
+from spikefab.spec import CoreConfig, NeuronParams, ResetMode
 
 CONFIGS = {
     "default": CoreConfig(n_neurons=32, n_axons=16, weights_per_word=4),
@@ -219,3 +219,58 @@ def test_network_reference_rejects_inputs_it_cannot_take():
     with pytest.raises(ValueError, match="fewer than 9 steps"):
         net.reference(cfg, {"in": np.zeros((4, 3), dtype=np.int64)}, 9)
     assert net.reference(cfg, {}, 3)["p"].shape == (3, 2)    # a group left out gets no events
+
+
+@pytest.mark.parametrize("seed", [61, 62, 63])
+def test_packed_weight_sums_are_exact_up_to_their_bound(seed):
+    # Several weight columns share one float64 column; fields of either sign up to the bound M
+    # (rows whose events all hit the extreme weights) must come apart exactly, for every k.
+    from spikefab.sim.lif import PACK_MIN, WeightSums
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(-128, 128, (24, 37))       # 37 columns: not a multiple of any k
+    weights[:, 0], weights[:, 1], weights[0, 2] = -128, 127, -128
+    sums = WeightSums(weights)
+    seen = set()
+    for most in (1, 2, 5, 20, 200):                   # k = 6, 5, 4, 4 and 1 (too wide)
+        counts = rng.multinomial(most, np.full(24, 1 / 24), size=50)
+        counts[0] = 0
+        counts[0, 0] = most                            # field 0 of the first row: -128 * most
+        fields, shift = sums.packing(most)
+        if fields > 1:
+            assert fields >= PACK_MIN and 1 << (shift - 1) > most * 128
+            assert most * 128 * sum(1 << (i * shift) for i in range(fields)) <= 2**53
+            assert most * 128 * sum(1 << (i * shift) for i in range(fields + 1)) > 2**53
+        got = sums(counts, most)
+        assert (got == counts @ weights).all(), (most, fields)
+        assert got[0, 0] == -128 * most and got[0, 1] == 127 * most
+        assert (sums(counts, most, pack=False) == got).all()
+        seen.add(fields)
+    assert seen == {6, 5, 4, 1}
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("leak", [True, False])
+def test_uniform_layer_with_packed_sums_equals_each_sample(reset, masked, leak, monkeypatch):
+    # The benchmark's case: one parameter set for every neuron (0-d operands), many rows of
+    # 8-bit weights at low activity (packed sums), both reset implementations; without a leak
+    # (beta = 1) a wrong reset value persists instead of decaying to 0.
+    from spikefab.sim import lif
+    monkeypatch.setattr("spikefab.sim.lif.MASKED_MAX", 1 << 30 if masked else 0)
+    unpacked = []
+    original = lif.WeightSums._unpack
+    monkeypatch.setattr(lif.WeightSums, "_unpack",
+                        staticmethod(lambda *a: unpacked.append(1) or original(*a)))
+    cfg = CoreConfig(n_neurons=24, n_axons=32, weights_per_word=1)
+    rng = np.random.default_rng(71)
+    weights = rng.integers(-40, 100, (32, 24))
+    beta = cfg.decay_one * 15 // 16 if leak else cfg.decay_one
+    params = NeuronParams.uniform(cfg, beta=beta, threshold=300,
+                                  reset=getattr(ResetMode, reset.upper()))
+    rasters = (rng.random((8, 40, 32)) < 0.1).astype(np.int64)
+    batch = CoreModel(cfg, params, weights).run_batch(rasters)
+    assert unpacked, "the packed weight sums were not used"
+    for b, raster in enumerate(rasters):
+        alone, _ = per_sample(cfg, params, weights, raster)
+        assert batch[b].any() and (batch[b] == alone).all(), f"sample {b}"
