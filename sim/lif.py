@@ -96,11 +96,19 @@ class WeightSums:
         integer and its fields come apart exactly (`_unpack`).
         """
         bound = int(max_row_total) * self.largest
+        if self._packed[0] and self._fits(*self._packed[0], bound):
+            return self._packed[0]      # the packing prepared already serves these rows too
         shift = bound.bit_length() + 1
         for fields in range(PACK_MAX, PACK_MIN - 1, -1):
-            if bound * sum(1 << (i * shift) for i in range(fields)) <= FLOAT64_EXACT:
+            if self._fits(fields, shift, bound):
                 return fields, shift
         return 1, 0
+
+    @staticmethod
+    def _fits(fields: int, shift: int, bound: int) -> bool:
+        """Whether fields of magnitude <= `bound` pack exactly k = `fields` to a float64."""
+        return (bound < 1 << (shift - 1)
+                and bound * sum(1 << (i * shift) for i in range(fields)) <= FLOAT64_EXACT)
 
     def plan(self, max_row_total: int, pack: bool = True) -> tuple[type, int, int]:
         """Return (float type the counts take, k, s) for rows of at most `max_row_total` events:

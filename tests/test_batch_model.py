@@ -247,6 +247,10 @@ def test_packed_weight_sums_are_exact_up_to_their_bound(seed):
         assert (sums(counts, most, pack=False) == got).all()
         seen.add(fields)
     assert seen == {6, 5, 4, 1}
+    sums(rng.multinomial(20, np.full(24, 1 / 24), size=5), 20)   # prepares k = 4, s = 13 ...
+    few = rng.multinomial(2, np.full(24, 1 / 24), size=50)
+    assert sums.packing(2) == (4, 13)                  # ... which smaller sums reuse, exactly
+    assert (sums(few, 2) == few @ weights).all()
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
