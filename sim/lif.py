@@ -69,11 +69,10 @@ class WeightSums:
 
     def __init__(self, weights):
         self.weights = np.asarray(weights)
-        self.largest = int(np.abs(self.weights).max(initial=0))
         #: (lowest, highest) weight widened to include 0: a row of at most E events sums within
         #: E times this range.
-        self.span = (min(int(self.weights.min(initial=0)), 0),
-                     max(int(self.weights.max(initial=0)), 0))
+        self.span = (int(self.weights.min(initial=0)), int(self.weights.max(initial=0)))
+        self.largest = max(-self.span[0], self.span[1])     # max|w|
         self._cast = {}
         self._packed = (None, None)
 
