@@ -202,7 +202,7 @@ class BatchLIF:
         self._refractory = bool(self.refractory.any() or self.ref.any())
         self._reset_mode = ("subtract" if self.subtract.all() else
                             "zero" if not self.subtract.any() else "mixed")
-        self._saturate_v = True
+        self._saturate_v = (True, True)     # whether sat_WV may act at its (low, high) end
         self._masked = self.v.size <= MASKED_MAX
         self._beta_op, self._threshold_op = self._operand(self.beta), self._operand(self.threshold)
 
@@ -236,7 +236,7 @@ class BatchLIF:
         currents = None if self._decays_current else self.currents(acc, bound)
         if currents is not None:   # once here, not in every step's addition to float64 V
             currents = currents.astype(np.float64, copy=False)
-        self._saturate_v = self._v_may_saturate(currents, span)
+        self._saturate_v = self._v_saturation_ends(currents, span)
         try:
             if currents is not None and not self._refractory and len(acc):
                 self._run_plain(currents, spikes)
@@ -244,7 +244,7 @@ class BatchLIF:
                 for t in range(len(acc)):
                     spikes[t] = self.step(acc[t], None if currents is None else currents[t])
         finally:
-            self._saturate_v = True
+            self._saturate_v = (True, True)
         return spikes
 
     def _run_plain(self, currents, spikes):
@@ -256,15 +256,16 @@ class BatchLIF:
         maximum, minimum, copyto = np.maximum, np.minimum, np.copyto
         beta, threshold = self._beta_op, self._threshold_op
         lo, hi = (np.array(float(x)) for x in self.v_range)
-        saturate, masked = self._saturate_v, self._masked
+        (floor, ceiling), masked = self._saturate_v, self._masked
         zero, mixed = self._reset_mode == "zero", self._reset_mode == "mixed"
         v, v_sum, fired = self.v, np.empty_like(self.v), np.empty_like(self.v)
         for current, spike, byte in zip(currents, spikes, spikes.view(np.uint8)):
             multiply(v, beta, v_sum)
             trunc(v_sum, v_sum)
             add(v_sum, current, v_sum)
-            if saturate:
+            if floor:
                 maximum(v_sum, lo, out=v_sum)
+            if ceiling:
                 minimum(v_sum, hi, out=v_sum)
             greater(v_sum, threshold, spike)
             if masked and zero:
@@ -279,7 +280,12 @@ class BatchLIF:
         self.v, self.i = v, currents[-1]
 
     def _v_may_saturate(self, currents, span=None) -> bool:
-        """Whether sat_WV can act in this run, from bounds V stays within by induction.
+        """Whether sat_WV can act in this run (at either end, see `_v_saturation_ends`)."""
+        return any(self._v_saturation_ends(currents, span))
+
+    def _v_saturation_ends(self, currents, span=None) -> tuple[bool, bool]:
+        """Whether sat_WV can act at its (low, high) end in this run, from bounds V stays
+        within by induction.
 
         With b = max beta, currents in [c_lo, c_hi] (c_lo <= 0 <= c_hi) and thresholds in
         [t_lo, t_hi]: V <= U = max(V0, t_hi, (c_hi - t_lo) / (1 - b)) (after a spike V is 0 or
@@ -302,15 +308,17 @@ class BatchLIF:
         upper = [float(self.v.max(initial=0.0)), t_hi]
         lower = [float(self.v.min(initial=0.0)), 0.0]
         climb = c_hi - t_lo if self._reset_mode != "zero" else 0.0
-        for bound, rise in ((upper, climb), (lower, c_lo)):
+        ends = []
+        for bound, rise, current, end in ((lower, c_lo, c_lo, self.v_range[0]),
+                                          (upper, climb, c_hi, self.v_range[1])):
             if rise and b >= 1.0:
-                return True
+                ends.append(True)
+                continue
             if rise:
                 bound.append(rise / (1.0 - b))
-        high = b * max(upper) + c_hi
-        low = b * min(lower) + c_lo
-        margin = 1e-9 * max(abs(high), abs(low)) + 1
-        return high + margin >= self.v_range[1] or low - margin <= self.v_range[0]
+            reach = b * (min(bound) if end < 0 else max(bound)) + current
+            ends.append(abs(reach) + 1e-9 * abs(reach) + 1 >= abs(end))   # float rounding
+        return ends[0], ends[1]
 
     def step(self, acc, current=None) -> np.ndarray:
         """Advance one step with input sums `acc` (B x N); return the B x N bool spikes.
@@ -324,8 +332,9 @@ class BatchLIF:
         v_sum = np.multiply(self.v, self._beta_op)
         np.trunc(v_sum, out=v_sum)
         v_sum += current
-        if self._saturate_v:
+        if self._saturate_v[0]:
             np.maximum(v_sum, self.v_range[0], out=v_sum)
+        if self._saturate_v[1]:
             np.minimum(v_sum, self.v_range[1], out=v_sum)
         if self._refractory:
             return self._step_refractory(v_sum)

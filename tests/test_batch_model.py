@@ -281,23 +281,38 @@ def test_uniform_layer_with_packed_sums_equals_each_sample(reset, masked, leak, 
 
 
 @pytest.mark.parametrize("seed", [81, 82])
-def test_membrane_saturation_that_acts_in_a_batch(seed):
-    # No leak and negative weights drive V into the bottom of an 8-bit range: the bound
-    # from the weights' span must keep the clamp on, and the clamp must act as lif_update's.
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_membrane_saturation_that_acts_in_a_batch(seed, end):
+    # An 8-bit membrane clamped at one end: at the bottom by negative weights without a leak,
+    # at the top by large positive sums with a subtract reset (V = Vmax - theta afterwards).
+    # The bound from the weights' span must keep that end's clamp on, and it must act as
+    # lif_update's does: same spikes at every step and the same final membrane.
     print(f"seed={seed}")
     cfg = CoreConfig(n_neurons=16, n_axons=8, weights_per_word=1, weight_width=6,
                      voltage_width=8, current_width=12)
     rng = np.random.default_rng(seed)
-    weights = np.concatenate([rng.integers(-32, -20, (4, 16)), rng.integers(5, 31, (4, 16))])
-    params = NeuronParams.uniform(cfg, beta=cfg.decay_one, threshold=100)
     rasters = (rng.random((4, 60, 8)) < 0.5).astype(np.int64)
-    rasters[:, :30, 4:] = 0    # pushed down first, then up: where the clamp left V decides
-    rasters[:, 30:, :4] = 0    # when each neuron fires again
+    if end == "low":
+        weights = np.concatenate([rng.integers(-32, -20, (4, 16)), rng.integers(5, 31, (4, 16))])
+        params = NeuronParams.uniform(cfg, beta=cfg.decay_one, threshold=100)
+        rasters[:, :30, 4:] = 0    # pushed down first, then up: where the clamp left V decides
+        rasters[:, 30:, :4] = 0    # when each neuron fires again
+    else:
+        weights = rng.integers(0, 32, (8, 16))
+        params = NeuronParams.uniform(cfg, beta=cfg.decay_one // 2, threshold=40,
+                                      reset=ResetMode.SUBTRACT)
     batch = CoreModel(cfg, params, weights).run_batch(rasters)
     for b, raster in enumerate(rasters):
-        model, lowest = CoreModel(cfg, params, weights), 0
+        model, extreme = CoreModel(cfg, params, weights), 0
         for t, row in enumerate(raster):
             model.events(np.repeat(np.arange(8), row))
             assert (batch[b, t] == np.isin(np.arange(16), model.tick())).all(), (b, t)
-            lowest = min(lowest, int(model.v.min()))
-        assert lowest == cfg.voltage_range[0] and batch[b].any()   # the clamp acted
+            extreme = min(extreme, int(model.v.min())) if end == "low" else max(
+                extreme, int(model.v.max()))
+        fast = CoreModel(cfg, params, weights)
+        fast.run(raster)
+        assert (fast.v == model.v).all(), f"sample {b}"
+        if end == "low":
+            assert extreme == cfg.voltage_range[0] and batch[b].any()   # the clamp acted
+        else:
+            assert extreme == cfg.voltage_range[1] - 40                 # Vmax - theta
