@@ -31,8 +31,11 @@ FLOAT64_EXACT = 1 << 53
 #: Batches of at most this many neurons reset with masked NumPy operations (cheapest while the
 #: per-call cost dominates), larger ones with plain float arithmetic (see `BatchLIF.step`).
 MASKED_MAX = 2048
-#: Weight columns packed into one float64 column of the weight sums, at most and at least.
+#: Weight columns packed into one float64 column of the weight sums, at most and at least;
+#: 3 only where the packed product is still this many columns wide (measured: narrower float64
+#: products run below BLAS's full rate and lose to float32 at 3).
 PACK_MAX, PACK_MIN = 8, 4
+PACK_3_COLUMNS = 256
 
 
 def lif_update(cfg: CoreConfig, params: NeuronParams, v, i, ref, acc, *, detail=False):
@@ -64,7 +67,7 @@ class WeightSums:
     axons of 8-bit weights), float64 when it is at most 2**53, otherwise `ValueError`. For many
     rows with small sums, k weight columns share one float64 column (`packing`): one float64
     product of N/k columns then replaces the float32 one of N columns (float64 BLAS costs about
-    twice float32 per multiply-add; measured, k = 3 is no faster, k >= 4 is).
+    twice float32 per multiply-add; measured, k >= 4 is faster, k = 3 on wide layers only).
     """
 
     def __init__(self, weights):
@@ -98,7 +101,8 @@ class WeightSums:
         if self._packed[0] and self._fits(*self._packed[0], bound):
             return self._packed[0]      # the packing prepared already serves these rows too
         shift = bound.bit_length() + 1
-        for fields in range(PACK_MAX, PACK_MIN - 1, -1):
+        wide = -(-self.weights.shape[1] // 3) >= PACK_3_COLUMNS
+        for fields in range(PACK_MAX, (3 if wide else PACK_MIN) - 1, -1):
             if self._fits(fields, shift, bound):
                 return fields, shift
         return 1, 0
@@ -111,7 +115,7 @@ class WeightSums:
 
     def plan(self, max_row_total: int, pack: bool = True) -> tuple[type, int, int]:
         """Return (float type the counts take, k, s) for rows of at most `max_row_total` events:
-        k columns packed s bits apart (`packing`, used when k >= PACK_MIN and `pack`), else k = 1
+        k columns packed s bits apart (`packing`, used when `pack`), or k = 1
         and the float type of `dtype`."""
         fields, shift = self.packing(max_row_total) if pack else (1, 0)
         return (np.float64 if fields > 1 else self.dtype(max_row_total)), fields, shift
@@ -137,7 +141,7 @@ class WeightSums:
     def __call__(self, counts, max_row_total: int | None = None, *, pack: bool = True):
         """Return counts (R x A, non-negative) @ weights (R x N) as floats holding exact integers.
 
-        With `pack` (and a `packing` of k >= PACK_MIN) the result is float64 from the packed
+        With `pack` (and a `packing` of k > 1) the result is float64 from the packed
         product; otherwise float32 or float64 as `dtype` chooses.
         """
         if max_row_total is None:

@@ -251,6 +251,12 @@ def test_packed_weight_sums_are_exact_up_to_their_bound(seed):
     few = rng.multinomial(2, np.full(24, 1 / 24), size=50)
     assert sums.packing(2) == (4, 13)                  # ... which smaller sums reuse, exactly
     assert (sums(few, 2) == few @ weights).all()
+    wide = rng.integers(-128, 128, (24, 768))           # k = 3 only on wide layers
+    wide[:, 512] = -128
+    counts = rng.multinomial(40, np.full(24, 1 / 24), size=30)
+    assert sums.packing(40) == (1, 0) and WeightSums(wide).packing(40) == (3, 14)
+    got = WeightSums(wide)(counts, 40)
+    assert (got == counts @ wide).all() and (got[:, 512] == -128 * 40).all()
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
