@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spikefab import protocol as P
 
-__all__ = ["LinkError", "ChipError"]
+__all__ = ["LinkError", "ChipError", "ToolError"]
 
 
 class LinkError(IOError):
@@ -17,3 +17,8 @@ class ChipError(RuntimeError):
     def __init__(self, op: P.Op, status: P.Status):
         super().__init__(f"{op.name} rejected by the chip: {status.name}")
         self.op, self.status = op, status
+
+
+class ToolError(RuntimeError):
+    """A tool the host runs (Verilator, the C++ compiler of the simulated board) is missing or
+    failed; the message says which and where its log is."""

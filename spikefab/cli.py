@@ -404,10 +404,11 @@ def main(argv=None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if getattr(args, "sim", None):
         os.environ["SPIKEFAB_SIM"] = args.sim
+    from spikefab.host.errors import ToolError
     from spikefab.host.link import ChipError, LinkError
     try:
         return args.func(args)
-    except (ValueError, LinkError, ChipError) as exc:   # user mistakes, broken links: one line
+    except (ValueError, LinkError, ChipError, ToolError) as exc:  # mistakes, links, tools: a line
         print(f"spikefab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

