@@ -26,23 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from spikefab.nir import NIRExportError, export, load  # noqa: E402
+from spikefab.nir import NIRExportError, export, load, run_in_norse  # noqa: E402
 from spikefab.spec import CoreConfig  # noqa: E402
 
 WINDOW = 100     # steps per class decision on a stream
-
-
-def norse_run(graph, x: np.ndarray, dt: float) -> np.ndarray:
-    """B x T x n_in counts through Norse's import of `graph` -> B x T x n_out bool."""
-    import norse.torch
-    import torch
-    executor = norse.torch.from_nir(graph, dt=dt)
-    state, out = None, []
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            z, state = executor(torch.tensor(x[:, t], dtype=torch.float32), state)
-            out.append(z.numpy() > 0)
-    return np.stack(out, axis=1)
 
 
 def compare(name: str, graph, x: np.ndarray, dt: float, windows: bool = False) -> dict:
@@ -51,7 +38,7 @@ def compare(name: str, graph, x: np.ndarray, dt: float, windows: bool = False) -
     (population,) = [p for p in imported.populations
                      if imported.network.populations[p.name].record]
     ours = imported.network.reference(CoreConfig(), {imported.inputs[0]: x})[population.name]
-    theirs = norse_run(graph, x, dt)
+    theirs = run_in_norse(graph, x, dt)
     hops = population.hops
     ours, theirs = ours[:, hops:], theirs[:, :theirs.shape[1] - hops]
     if windows:   # one long stream: class decisions per window

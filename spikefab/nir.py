@@ -39,7 +39,7 @@ from spikefab.nir_lower import LINEAR, LoweringError, lower
 from spikefab.spec import CoreConfig, NeuronParams, ResetMode, decay_from_float
 
 __all__ = ["NIRImportError", "NIRExportError", "Imported", "PopulationReport", "load", "export",
-           "describe", "network_spec", "neuron_gain"]
+           "describe", "network_spec", "neuron_gain", "run_in_norse"]
 
 NEURONS = ("LIF", "CubaLIF", "IF")
 READOUTS = ("LI",)      # non-spiking: a population that never fires, its membrane read back
@@ -556,3 +556,24 @@ class _Neuron:
         error = max(float(np.abs(alpha / one - self.alpha).max(initial=0.0)),
                     float(np.abs(beta / one - self.beta).max(initial=0.0)))
         return alpha, beta, error
+
+
+def run_in_norse(graph, x: np.ndarray, dt: float, input_shape: tuple | None = None) -> np.ndarray:
+    """Run `graph` through Norse's own NIR import (`norse.torch.from_nir`, float32), the peer the
+    golden model is compared with: (B x) T x n_in input counts -> (B x) T x n_out bool spikes.
+
+    `input_shape` reshapes each step's inputs per sample (e.g. (C, H, W) for a convolution).
+    Needs torch and norse (optional: `pip install torch` and `pip install --no-deps norse`).
+    """
+    import norse.torch
+    import torch
+    batch = x if x.ndim == 3 else x[None]
+    executor = norse.torch.from_nir(graph, dt=dt)
+    state, out = None, []
+    with torch.no_grad():
+        for t in range(batch.shape[1]):
+            step = batch[:, t] if input_shape is None else batch[:, t].reshape(-1, *input_shape)
+            z, state = executor(torch.tensor(step, dtype=torch.float32), state)
+            out.append(z.numpy().reshape(len(batch), -1) > 0)
+    spikes = np.stack(out, axis=1)
+    return spikes if x.ndim == 3 else spikes[0]

@@ -8,7 +8,7 @@ import nir
 import numpy as np
 import pytest
 
-from spikefab.nir import NIRImportError, load
+from spikefab.nir import NIRImportError, load, run_in_norse
 from spikefab.nir_lower import lower
 from spikefab.spec import CoreConfig
 
@@ -118,23 +118,16 @@ def test_pooling_of_a_flat_layer_and_oversized_blocks_are_refused():
 
 
 def test_norse_runs_the_cnn_like_the_golden_model():
-    torch = pytest.importorskip("torch", reason="torch (optional extra) is not installed")
-    norse = pytest.importorskip("norse", reason="norse (optional, --no-deps) is not installed",
-                                exc_type=ImportError)
+    pytest.importorskip("torch", reason="torch (optional extra) is not installed")
+    pytest.importorskip("norse", reason="norse (optional, --no-deps) is not installed",
+                        exc_type=ImportError)
     seed = 7
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     graph = cnn_graph(rng)
     x = (rng.random((200, 36)) < 0.3).astype(np.int64)
     ours = load(graph).network.reference(CoreConfig(), {"input": x})["lif2"]
-    executor = norse.torch.from_nir(graph, dt=DT)
-    state, theirs = None, []
-    with torch.no_grad():
-        for row in x:
-            out, state = executor(torch.tensor(row.reshape(1, 1, 6, 6), dtype=torch.float32),
-                                  state)
-            theirs.append(out.numpy().reshape(-1) > 0)
-    theirs = np.array(theirs)
+    theirs = run_in_norse(graph, x, DT, input_shape=(1, 6, 6))
     assert theirs.sum() > 50
     agreement = (ours[1:] == theirs[:-1]).mean()      # one hop: one step later on the chip
     print(f"agreement {agreement:.4f}, spikes {ours.sum()} vs {theirs.sum()}")

@@ -10,7 +10,7 @@ layer's spikes are compared shifted by one step.
 import numpy as np
 import pytest
 
-from spikefab.nir import load
+from spikefab.nir import load, run_in_norse
 from spikefab.spec import CoreConfig
 
 torch = pytest.importorskip("torch", reason="torch (optional extra) is not installed")
@@ -63,17 +63,7 @@ def test_norse_runs_an_exported_network_like_the_golden_model(seed):
 
 
 def run_norse(graph, x, dt=DT):
-    """Run `graph` through Norse's NIR import step by step: (B x) T x n_in counts -> (B x) T x
-    n_out bool."""
-    batch = x if x.ndim == 3 else x[None]
-    executor = norse.torch.from_nir(graph, dt=dt)
-    state, theirs = None, []
-    with torch.no_grad():
-        for t in range(batch.shape[1]):
-            out, state = executor(torch.tensor(batch[:, t], dtype=torch.float32), state)
-            theirs.append(out.numpy() > 0)
-    theirs = np.stack(theirs, axis=1)
-    return theirs if x.ndim == 3 else theirs[0]
+    return run_in_norse(graph, x, dt)
 
 
 def test_norse_classifies_the_shipped_trained_model_as_the_golden_model(tmp_path):
