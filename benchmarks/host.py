@@ -24,7 +24,7 @@ from spikefab.host.synthetic import moving_shapes
 
 UART_12M = 12e6 / 10          # bytes/s on a 12 Mbaud 8N1 link
 #: The iCEBreaker build's clock and its UART divisor for 1 Mbaud (boards/icebreaker.py).
-ICEBREAKER_HZ, ICEBREAKER_DIVISOR = 19.125e6, 19
+ICEBREAKER_HZ, ICEBREAKER_DIVISOR = 18e6, 18      # the board's clock and 1 Mbaud divisor
 
 
 def best_of(fn, repeat=3):

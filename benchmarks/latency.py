@@ -35,7 +35,7 @@ from spikefab.host.preflight import prepare_run
 from spikefab.host.session import run_live
 
 #: (name, core clock Hz, baud) from docs/boards.md
-BOARDS = (("iCEBreaker", 19.125e6, 1_000_000), ("ULX3S", 35e6, 1_000_000))
+BOARDS = (("iCEBreaker", 18e6, 1_000_000), ("ULX3S", 35e6, 1_000_000))
 UDP_SLACK_US = 25_000
 
 
